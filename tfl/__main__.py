@@ -1,0 +1,7 @@
+"""`python -m tfl` is the same as the `tfl` command."""
+
+import sys
+
+from tfl.cli import main
+
+sys.exit(main())
