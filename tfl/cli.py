@@ -49,6 +49,90 @@ def cmd_data_inspect(args):
     _print(args, result, render_inspection)
 
 
+# --- tfl train / eval / ngram -----------------------------------------------------------------
+
+
+def cmd_train(args):
+    from tfl.train import TrainConfig, train
+
+    options = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
+               "learning_rate": args.learning_rate, "eval_interval": args.eval_interval,
+               "jit_compile": not args.no_jit, "mixed_precision": args.mixed_precision,
+               "sample_tokens": args.sample_tokens}
+    if args.epochs:
+        options["steps"] = _steps_for_epochs(args)
+    train_config = TrainConfig.from_dict({k: v for k, v in options.items() if v is not None})
+    out = args.out or f"saved_models/{args.model}-{args.preset}-{_slug(args.data)}"
+    overrides = {"dropout": args.dropout} if args.dropout is not None else None
+    history = train(args.model, args.preset, args.data, out, tokenizer=args.tokenizer,
+                    vocab_size=args.vocab_size, train_config=train_config,
+                    model_overrides=overrides, data_dir=args.data_dir,
+                    log=None if args.json else print)
+    last = history[-1]
+    result = {"run_dir": out, "steps": last["step"], "tokens": last["tokens"],
+              "loss": last["loss"], "val_loss": last["val_loss"],
+              "best_val_loss": min(r["val_loss"] for r in history),
+              "seconds": sum(r["interval_seconds"] for r in history)}
+    _print(args, result, lambda r: (
+        f"done: {r['steps']} steps, {r['tokens']:,} tokens in {r['seconds']:.0f} s; "
+        f"validation loss {r['val_loss']:.4f} (best {r['best_val_loss']:.4f}) -> {r['run_dir']}"))
+
+
+def _steps_for_epochs(args):
+    """Steps for `--epochs` passes over the training windows of the chosen corpus."""
+    from tfl.data import load_corpus, num_windows
+    from tfl.models import config_class
+    from tfl.tokenizers import build_tokenizer
+
+    corpus = load_corpus(args.data, data_dir=args.data_dir)
+    tok = build_tokenizer(args.tokenizer, corpus.train, vocab_size=args.vocab_size)
+    seq_len = config_class(args.model).from_preset(args.preset, vocab_size=tok.vocab_size).seq_len
+    windows = num_windows(len(tok.encode(corpus.train)), seq_len)
+    batch = args.batch_size or 12
+    return max(1, args.epochs * windows // batch)
+
+
+def _slug(name):
+    from pathlib import Path
+
+    return Path(str(name)).stem.replace(" ", "_") or "corpus"
+
+
+def cmd_eval(args):
+    from tfl.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, splits=args.split, max_chars=args.max_chars,
+                          ngram_order=args.ngram, data_dir=args.data_dir)
+    _print(args, result, render_evaluation)
+
+
+def render_evaluation(result):
+    lines = [f"{'model':24s} {'split':11s} {'loss':>8s} {'perplexity':>11s} {'bits/char':>10s}"]
+    for row in result["rows"]:
+        lines.append(f"{row['model']:24s} {row['split']:11s} {row['loss']:8.4f} "
+                     f"{row['perplexity']:11.3f} {row['bits_per_char']:10.4f}")
+    return "\n".join(lines)
+
+
+def cmd_ngram(args):
+    from tfl.data import load_corpus
+    from tfl.ngram import ngram_baseline
+    from tfl.tokenizers import build_tokenizer
+
+    if args.tokenizer == "wordpiece":  # learned with TensorFlow Text
+        from tfl.runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+    corpus = load_corpus(args.corpus, data_dir=args.data_dir)
+    tok = build_tokenizer(args.tokenizer, corpus.train, vocab_size=args.vocab_size)
+    rows = []
+    for order in args.order:
+        r = ngram_baseline(corpus, tok, order=order, smoothing=args.smoothing, split=args.split)
+        rows.append({"model": f"{order}-gram {args.smoothing}", **r})
+    _print(args, {"corpus": corpus.name, "tokenizer": args.tokenizer, "rows": rows},
+           render_evaluation)
+
+
 # --- tfl quickstart ---------------------------------------------------------------------------
 
 
@@ -100,6 +184,53 @@ def build_parser():
     _add_data_source(inspect)
     _add_common(inspect)
     inspect.set_defaults(handler=cmd_data_inspect)
+
+    train = commands.add_parser("train", help="train an LSTM or Transformer into a run directory")
+    train.add_argument("--model", choices=["lstm", "transformer"], default="transformer")
+    train.add_argument("--preset", default="char-cpu", help="nano, micro, char-cpu or char-gpu")
+    train.add_argument("--data", default="tiny_shakespeare", help="corpus name or path")
+    train.add_argument("--tokenizer", default="char", help="char, byte, word or wordpiece")
+    train.add_argument("--vocab-size", type=int, default=None)
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2000)")
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training split")
+    train.add_argument("--batch-size", type=int, default=None, help="global batch (default 12)")
+    train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    train.add_argument("--eval-interval", type=int, default=None,
+                       help="steps between evaluation, checkpoint and sample (default 250)")
+    train.add_argument("--sample-tokens", type=int, default=None,
+                       help="tokens in the greedy sample after each interval (0: none)")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--no-jit", action="store_true", help="do not compile with XLA")
+    train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--out", help="run directory (default saved_models/MODEL-PRESET-CORPUS)")
+    _add_data_source(train)
+    _add_common(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="perplexity and bits per character of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", nargs="+", default=["validation", "test"],
+                          help="splits to evaluate (empty splits are skipped)")
+    evaluate.add_argument("--max-chars", type=int, default=None,
+                          help="evaluate only the first N characters of each split")
+    evaluate.add_argument("--ngram", type=int, default=0, metavar="N",
+                          help="also fit and evaluate an N-gram Kneser-Ney baseline")
+    _add_data_source(evaluate)
+    _add_common(evaluate)
+    evaluate.set_defaults(handler=cmd_eval)
+
+    ngram = commands.add_parser("ngram", help="the n-gram baseline's perplexity on a corpus")
+    ngram.add_argument("corpus")
+    ngram.add_argument("--tokenizer", default="char")
+    ngram.add_argument("--vocab-size", type=int, default=None)
+    ngram.add_argument("--order", type=int, nargs="+", default=[3, 5])
+    ngram.add_argument("--smoothing", choices=["kneser_ney", "add_k"], default="kneser_ney")
+    ngram.add_argument("--split", default="validation")
+    _add_data_source(ngram)
+    _add_common(ngram)
+    ngram.set_defaults(handler=cmd_ngram, needs_tensorflow=False)
 
     quick = commands.add_parser(
         "quickstart", help="the whole path end to end: corpus to summary table and plots"

@@ -2,10 +2,20 @@
 
 import contextlib
 import json
+import stat
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_DEFAULT_FILE_MODE = 0o666 & ~_umask()
 
 
 def write_text_atomic(path, text):
@@ -16,6 +26,7 @@ def write_text_atomic(path, text):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _DEFAULT_FILE_MODE)  # mkstemp makes 0600 files; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -37,6 +48,7 @@ def atomic_directory(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, _DEFAULT_FILE_MODE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     try:
         yield tmp
     except BaseException:

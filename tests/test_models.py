@@ -1,0 +1,75 @@
+import keras
+import numpy as np
+import pytest
+
+from tfl.errors import TflError
+from tfl.models import (
+    LSTMConfig,
+    TransformerConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    parameter_count,
+)
+
+CONFIGS = [
+    TransformerConfig.from_preset("nano", vocab_size=23),
+    TransformerConfig.from_preset("nano", vocab_size=23, tie_weights=False, position="sinusoidal"),
+    TransformerConfig.from_preset("char-cpu", vocab_size=65),
+    TransformerConfig.from_preset("char-gpu", vocab_size=65),
+    LSTMConfig.from_preset("nano", vocab_size=23),
+    LSTMConfig.from_preset("nano", vocab_size=23, num_layers=2, hidden_dim=16, tie_weights=True),
+    LSTMConfig.from_preset("char-cpu", vocab_size=65),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.architecture}-{c.seq_len}")
+def test_parameter_count_matches_the_closed_form(config):
+    model = build_model(config)
+    assert model.count_params() == parameter_count(config)
+    assert model.output_shape == (None, config.seq_len, config.vocab_size)
+
+
+def test_char_cpu_sizes_match_the_reference_configurations():
+    # nanoGPT's CPU config counts 0.80M non-embedding-position params + embeddings at 65 chars.
+    assert parameter_count(TransformerConfig.from_preset("char-cpu", vocab_size=65)) == 809_856
+    # PLATFORM.md's LSTM: Embedding 128 + LSTM 512 + Dense, 1.35M parameters.
+    assert parameter_count(LSTMConfig.from_preset("char-cpu", vocab_size=65)) == 1_354_433
+
+
+def test_transformer_is_causal():
+    config = TransformerConfig.from_preset("nano", vocab_size=23)
+    model = build_model(config)
+    ids = np.random.default_rng(0).integers(3, 23, size=(1, config.seq_len)).astype("int32")
+    changed = ids.copy()
+    changed[0, 10:] = 3
+    a, b = model(ids).numpy(), model(changed).numpy()
+    np.testing.assert_allclose(a[0, :10], b[0, :10], atol=1e-6)
+    assert not np.allclose(a[0, 10:], b[0, 10:])
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[4]], ids=["transformer", "lstm"])
+def test_keras_file_round_trip_in_safe_mode_gives_equal_logits(config, tmp_path):
+    model = build_model(config)
+    ids = np.arange(config.seq_len, dtype="int32")[None] % config.vocab_size
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(model(ids).numpy(), loaded(ids).numpy())
+
+
+def test_presets_and_options_are_checked():
+    with pytest.raises(TflError, match="unknown transformer preset 'char_cpu'.*'char-cpu'"):
+        TransformerConfig.from_preset("char_cpu", vocab_size=10)
+    with pytest.raises(TflError, match="unknown option 'num_layer'.*'num_layers'"):
+        TransformerConfig.from_preset("nano", vocab_size=10, num_layer=3)
+    with pytest.raises(TflError, match="not a multiple of num_heads"):
+        TransformerConfig.from_preset("nano", vocab_size=10, num_heads=3)
+    with pytest.raises(TflError, match="tie_weights needs"):
+        LSTMConfig.from_preset("nano", vocab_size=10, tie_weights=True)
+    with pytest.raises(TflError, match="position 'rotary'"):
+        TransformerConfig.from_preset("nano", vocab_size=10, position="rotary")
+
+
+def test_config_dict_round_trip():
+    for config in CONFIGS:
+        assert config_from_dict(config_to_dict(config)) == config
