@@ -107,9 +107,10 @@ def cmd_eval(args):
 
 
 def render_evaluation(result):
-    lines = [f"{'model':24s} {'split':11s} {'loss':>8s} {'perplexity':>11s} {'bits/char':>10s}"]
+    width = max(len(row["model"]) for row in result["rows"])
+    lines = [f"{'model':{width}s} {'split':11s} {'loss':>8s} {'perplexity':>11s} {'bits/char':>10s}"]
     for row in result["rows"]:
-        lines.append(f"{row['model']:24s} {row['split']:11s} {row['loss']:8.4f} "
+        lines.append(f"{row['model']:{width}s} {row['split']:11s} {row['loss']:8.4f} "
                      f"{row['perplexity']:11.3f} {row['bits_per_char']:10.4f}")
     return "\n".join(lines)
 

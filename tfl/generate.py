@@ -12,18 +12,28 @@ causal, so padding after position t never changes the logits at t.
 4
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
 from tfl.tokenizers.base import BOS_ID, PAD_ID
 
 
+_COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled next-token function
+
+
 def _next_logits_fn(model):
+    """A compiled `(window, position) -> logits` for `model`, built once per model."""
+    if model in _COMPILED:
+        return _COMPILED[model]
+
     @tf.function(jit_compile=True, reduce_retracing=True)
     def next_logits(window, position):
         logits = model(window, training=False)  # (1, seq_len, vocab)
         return tf.cast(logits[0, position], tf.float32)  # (vocab,)
 
+    _COMPILED[model] = next_logits
     return next_logits
 
 

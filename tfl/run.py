@@ -10,7 +10,9 @@
       logs/              TensorBoard logs
       checkpoint/        resume state: weights, optimizer slots, RNG state, completed intervals
 
->>> # run = load_run("saved_models/transformer-char-cpu")  # doctest: +SKIP
+>>> run = load_run("saved_models/transformer-char-cpu")  # doctest: +SKIP
+>>> run.model_config.seq_len, run.tokenizer.vocab_size  # doctest: +SKIP
+(64, 68)
 """
 
 import json

@@ -1,0 +1,183 @@
+"""`tfl quickstart`: the whole path, end to end, with settings worth looking at.
+
+Corpus -> character tokenizer -> a small Transformer and a small LSTM trained on it -> perplexity
+and bits per character against a 5-gram Kneser-Ney baseline -> generated text -> a summary
+table (`summary.md`, `summary.json`) and plots, all under `saved_models/quickstart/`.
+
+`fast=True` runs the same path with tiny models in about a minute (for CI).
+Re-running resumes or reuses the runs already in the output directory.
+"""
+
+import time
+from pathlib import Path
+
+from tfl.errors import CorpusUnavailableError
+from tfl.io import write_json_atomic, write_text_atomic
+
+FULL = {
+    "models": [
+        ("transformer", "char-cpu", dict(steps=2000, batch_size=12, eval_interval=250)),
+        ("lstm", "char-cpu", dict(steps=300, batch_size=32, eval_interval=100)),
+    ],
+    "ngram_order": 5,
+    "eval_chars": None,
+    "sample_tokens": 300,
+}
+FAST = {
+    "models": [
+        ("transformer", "nano", dict(steps=60, batch_size=8, eval_interval=30, eval_batches=5)),
+        ("lstm", "nano", dict(steps=60, batch_size=8, eval_interval=30, eval_batches=5)),
+    ],
+    "ngram_order": 3,
+    "eval_chars": 20_000,
+    "sample_tokens": 60,
+}
+PROMPT = "\n"
+
+
+def load_corpus_or_fallback(name, data_dir, log):
+    """The corpus `name`; python_docs, with a note in the log, if `name` cannot be had here."""
+    from tfl.data import load_corpus
+
+    try:
+        return load_corpus(name, data_dir=data_dir)
+    except CorpusUnavailableError as e:
+        log(f"{name} is not available here ({e}).")
+        log("Falling back to the offline corpus python_docs.")
+        return load_corpus("python_docs")
+
+
+def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_shakespeare",
+                   data_dir=None, log=print):
+    """Run the quickstart into `out_dir`; returns the summary dict (also in summary.json)."""
+    from tfl.evaluate import evaluate_split
+    from tfl.generate import generate_ids
+    from tfl.ngram import ngram_baseline
+    from tfl.run import load_run
+    from tfl.tokenizers import build_tokenizer, tokenizer_stats
+    from tfl.train import TrainConfig, train
+
+    log = log or (lambda *a, **k: None)
+    plan = FAST if fast else FULL
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    log("== 1. corpus")
+    corpus_obj = load_corpus_or_fallback(corpus, data_dir, log)
+    sizes = corpus_obj.split_sizes()
+    log(f"{corpus_obj.name}: {len(corpus_obj.text):,} characters "
+        f"(train {sizes['train']:,}, validation {sizes['validation']:,})")
+
+    log("== 2. tokenizer")
+    tokenizer = build_tokenizer("char", corpus_obj.train)
+    stats = tokenizer_stats(tokenizer, corpus_obj.validation)
+    log(f"character vocabulary of {tokenizer.vocab_size} ids; unknown rate on validation "
+        f"{100 * stats.unk_rate:.3f}%")
+
+    log(f"== 3. baseline: {plan['ngram_order']}-gram Kneser-Ney")
+    baseline = ngram_baseline(corpus_obj, tokenizer, order=plan["ngram_order"],
+                              max_chars=plan["eval_chars"])
+    rows = [{"model": f"{plan['ngram_order']}-gram Kneser-Ney", "parameters": None,
+             "steps": None, "train_seconds": None, **_metrics(baseline), "sample": None}]
+    log(f"validation loss {baseline['loss']:.4f}, perplexity {baseline['perplexity']:.3f}")
+
+    histories = {}
+    for architecture, preset, options in plan["models"]:
+        name = f"{architecture}-{preset}"
+        log(f"== 4. train {name}")
+        config = TrainConfig(sample_tokens=0 if fast else 100, **options)
+        history = train(architecture, preset, corpus_obj.name, out / name,
+                        train_config=config, data_dir=data_dir, log=log)
+        histories[name] = history
+        run = load_run(out / name)
+        result = evaluate_split(run.model, run.tokenizer, corpus_obj.validation,
+                                run.model_config.seq_len, max_chars=plan["eval_chars"])
+        sample_ids = generate_ids(run.model, run.tokenizer.encode(PROMPT),
+                                  plan["sample_tokens"], seq_len=run.model_config.seq_len)
+        sample = run.tokenizer.decode(sample_ids)
+        rows.append({"model": name, "parameters": run.model.count_params(),
+                     "steps": history[-1]["step"],
+                     "train_seconds": round(sum(r["interval_seconds"] for r in history), 1),
+                     **_metrics(result), "sample": sample})
+        log(f"validation loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}")
+        log(f"greedy sample:\n{sample}")
+
+    log("== 5. summary")
+    _plot_losses(histories, baseline["loss"], out / "loss_curves.png")
+    _plot_perplexities(rows, out / "perplexity.png")
+    summary = {
+        "corpus": corpus_obj.name,
+        "fast": fast,
+        "tokenizer": {"kind": "char", "vocab_size": tokenizer.vocab_size},
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+        "files": ["summary.md", "summary.json", "loss_curves.png", "perplexity.png"],
+        "out_dir": str(out),
+    }
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "summary.md", render_summary(summary) + "\n")
+    return summary
+
+
+def _metrics(result):
+    return {"val_loss": round(result["loss"], 4), "perplexity": round(result["perplexity"], 3),
+            "bits_per_char": round(result["bits_per_char"], 4)}
+
+
+def render_summary(summary):
+    """The summary as a Markdown table, followed by the samples."""
+    lines = [
+        f"Corpus: {summary['corpus']}, character tokenizer ({summary['tokenizer']['vocab_size']} "
+        f"ids){' (fast settings)' if summary['fast'] else ''}; {summary['seconds']:.0f} s in all.",
+        "",
+        "| model | parameters | steps | train s | val loss | perplexity | bits/char |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary["rows"]:
+        params = f"{r['parameters']:,}" if r["parameters"] else "counts"
+        steps = r["steps"] if r["steps"] is not None else "-"
+        seconds = r["train_seconds"] if r["train_seconds"] is not None else "-"
+        lines.append(f"| {r['model']} | {params} | {steps} | {seconds} | {r['val_loss']:.4f} | "
+                     f"{r['perplexity']:.3f} | {r['bits_per_char']:.4f} |")
+    for r in summary["rows"]:
+        if r["sample"]:
+            lines += ["", f"Greedy sample from {r['model']}:", "", "```", r["sample"], "```"]
+    lines += ["", "Plots: " + ", ".join(f for f in summary["files"] if f.endswith(".png"))]
+    return "\n".join(lines)
+
+
+def _plot_losses(histories, baseline_loss, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, history in histories.items():
+        ax.plot([r["tokens"] for r in history], [r["val_loss"] for r in history], marker="o",
+                label=f"{name} (validation)")
+    ax.axhline(baseline_loss, color="gray", linestyle="--", label="n-gram baseline")
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("loss (nats / token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_perplexities(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar([r["model"] for r in rows], [r["perplexity"] for r in rows], color="tab:blue")
+    ax.set_ylabel("validation perplexity")
+    ax.tick_params(axis="x", labelrotation=15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
