@@ -134,6 +134,28 @@ def cmd_ngram(args):
            render_evaluation)
 
 
+# --- tfl generate -----------------------------------------------------------------------------
+
+
+def cmd_generate(args):
+    from tfl.generate import generate
+
+    def stream(piece):
+        print(piece, end="", flush=True)
+
+    if not args.json:
+        print(args.prompt, end="", flush=True)
+    text = generate(args.run_dir, args.prompt, args.max_new_tokens, sampler=args.sampler,
+                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    num_beams=args.num_beams, seed=args.seed, cached=not args.no_cache,
+                    on_text=None if args.json else stream)
+    if args.json:
+        print(json.dumps({"prompt": args.prompt, "text": text, "sampler": args.sampler,
+                          "seed": args.seed}, ensure_ascii=False, indent=2))
+    else:
+        print()
+
+
 # --- tfl quickstart ---------------------------------------------------------------------------
 
 
@@ -232,6 +254,22 @@ def build_parser():
     _add_data_source(ngram)
     _add_common(ngram)
     ngram.set_defaults(handler=cmd_ngram, needs_tensorflow=False)
+
+    gen = commands.add_parser("generate", help="generate text from a run, streamed as it comes")
+    gen.add_argument("run_dir")
+    gen.add_argument("--prompt", default="", help="text to continue (default: start of text)")
+    gen.add_argument("--max-new-tokens", type=int, default=200)
+    gen.add_argument("--sampler", default="top_k",
+                     help="greedy, temperature, top_k, top_p or beam (default top_k)")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=10)
+    gen.add_argument("--top-p", type=float, default=0.9)
+    gen.add_argument("--num-beams", type=int, default=4)
+    gen.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    gen.add_argument("--no-cache", action="store_true",
+                     help="recompute the whole window for every token (slow; for comparison)")
+    _add_common(gen)
+    gen.set_defaults(handler=cmd_generate)
 
     quick = commands.add_parser(
         "quickstart", help="the whole path end to end: corpus to summary table and plots"

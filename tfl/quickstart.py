@@ -51,7 +51,7 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
                    data_dir=None, log=print):
     """Run the quickstart into `out_dir`; returns the summary dict (also in summary.json)."""
     from tfl.evaluate import evaluate_split
-    from tfl.generate import generate_ids
+    from tfl.generate import generate
     from tfl.ngram import ngram_baseline
     from tfl.run import load_run
     from tfl.tokenizers import build_tokenizer, tokenizer_stats
@@ -93,15 +93,14 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
         run = load_run(out / name)
         result = evaluate_split(run.model, run.tokenizer, corpus_obj.validation,
                                 run.model_config.seq_len, max_chars=plan["eval_chars"])
-        sample_ids = generate_ids(run.model, run.tokenizer.encode(PROMPT),
-                                  plan["sample_tokens"], seq_len=run.model_config.seq_len)
-        sample = run.tokenizer.decode(sample_ids)
+        sample = generate(run, PROMPT, plan["sample_tokens"], sampler="top_k", top_k=10,
+                          temperature=0.8, seed=0)
         rows.append({"model": name, "parameters": run.model.count_params(),
                      "steps": history[-1]["step"],
                      "train_seconds": round(sum(r["interval_seconds"] for r in history), 1),
                      **_metrics(result), "sample": sample})
         log(f"validation loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}")
-        log(f"greedy sample:\n{sample}")
+        log(f"sample (top-k 10, temperature 0.8, seed 0):\n{sample}")
 
     log("== 5. summary")
     _plot_losses(histories, baseline["loss"], out / "loss_curves.png")
@@ -142,7 +141,8 @@ def render_summary(summary):
                      f"{r['perplexity']:.3f} | {r['bits_per_char']:.4f} |")
     for r in summary["rows"]:
         if r["sample"]:
-            lines += ["", f"Greedy sample from {r['model']}:", "", "```", r["sample"], "```"]
+            lines += ["", f"Sample from {r['model']} (top-k 10, temperature 0.8, seed 0):", "",
+                      "```", r["sample"], "```"]
     lines += ["", "Plots: " + ", ".join(f for f in summary["files"] if f.endswith(".png"))]
     return "\n".join(lines)
 

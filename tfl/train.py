@@ -245,11 +245,15 @@ class Trainer:
             self.log("  sample: " + repr(self.sample()))
 
     def sample(self):
-        from tfl.generate import generate_ids
+        """A greedy continuation of the sample prompt (the decoder is compiled once per run)."""
+        from tfl.decoding import make_decoder
+        from tfl.generate import decode_loop, make_sampler
 
+        if getattr(self, "_decoder", None) is None:
+            self._decoder = make_decoder(self.model, self.model_config)
         prompt = self.tokenizer.encode(self.config.sample_prompt)
-        new = generate_ids(self.model, prompt, self.config.sample_tokens,
-                           seq_len=self.model_config.seq_len)
+        new = decode_loop(self._decoder, prompt, self.config.sample_tokens, make_sampler("greedy"),
+                          self.model_config.seq_len)
         return self.tokenizer.decode(new)
 
     def _write_history(self):

@@ -1,0 +1,195 @@
+"""Decoders: how a trained model produces next-token logits one step at a time.
+
+A decoder has two calls, both returning next-token logits of shape `(batch, vocab)`:
+`start(context)` reads a whole context (a `(batch, n)` array of ids) and `step(tokens)` reads one
+more token per row. `max_context` is how many tokens the decoder can hold (None: unbounded).
+
+- `CachedTransformerDecoder`: a key/value cache per block. `start` runs the prompt once (the
+  prefill) and stores every position's keys and values; `step` computes keys and values for the
+  new position only and attends over the cache, so a new token costs the same at position 5
+  or 500. Uses keras-hub's `TransformerDecoder` cache arguments.
+- `StatefulLSTMDecoder`: carries each LSTM layer's (h, c) state from step to step.
+- `RecomputeDecoder`: the reference. Re-runs the whole window for every token.
+
+>>> from tfl.models import TransformerConfig, build_model
+>>> config = TransformerConfig.from_preset("nano", vocab_size=20)
+>>> model = build_model(config)
+>>> decoder = CachedTransformerDecoder(model, config)
+>>> decoder.start(np.array([[5, 6, 7]])).shape, decoder.step(np.array([8])).shape
+((1, 20), (1, 20))
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfl.errors import TflError
+from tfl.models import LSTMConfig, TransformerConfig
+from tfl.tokenizers.base import PAD_ID
+
+
+def _pad_right(context, length):
+    """(batch, n) ids -> (batch, length) int32, padded on the right with PAD_ID."""
+    context = np.asarray(context, dtype=np.int32)
+    window = np.full((context.shape[0], length), PAD_ID, dtype=np.int32)
+    window[:, : context.shape[1]] = context
+    return window
+
+
+class RecomputeDecoder:
+    """Full recomputation over the window for every new token (the uncached reference).
+
+    The model is causal, so padding the window on the right never changes the logits at the
+    last real position.
+    """
+
+    def __init__(self, model, config):
+        self.model, self.seq_len = model, config.seq_len
+        self.max_context = config.seq_len
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def logits_at(window, position):
+            logits = tf.cast(self.model(window, training=False), tf.float32)  # (B, T, vocab)
+            return tf.gather(logits, position, axis=1)  # a dynamic index XLA need not recompile for
+
+        self._logits_at = logits_at
+
+    def start(self, context):
+        self.context = np.asarray(context, dtype=np.int32)
+        return self._logits()
+
+    def step(self, tokens):
+        self.context = np.concatenate([self.context, np.asarray(tokens, np.int32)[:, None]], 1)
+        return self._logits()
+
+    def _logits(self):
+        n = self.context.shape[1]
+        if n > self.seq_len:
+            raise TflError(f"context of {n} tokens exceeds the model's {self.seq_len}")
+        window = _pad_right(self.context, self.seq_len)
+        return self._logits_at(window, tf.constant(n - 1)).numpy()
+
+
+class CachedTransformerDecoder:
+    """Key/value-cache decoding for a model built by `transformer_lm`."""
+
+    def __init__(self, model, config: TransformerConfig):
+        self.config = config
+        self.seq_len = self.max_context = config.seq_len
+        self.token_embedding = model.get_layer("token_embedding")
+        self.position_layer = model.get_layer(
+            "position_embedding" if config.position == "learned" else "position_encoding")
+        self.blocks = [model.get_layer(f"block_{i}") for i in range(config.num_layers)]
+        self.final_norm = model.get_layer("final_norm")
+        self._prefill = tf.function(self.call_with_cache, jit_compile=True)
+        # Not XLA: XLA recompiles the step for every new cache index (a value keras-hub's cached
+        # attention needs at compile time), which costs far more than it saves.
+        self._step = tf.function(self.call_with_cache)
+
+    def empty_cache(self, batch_size):
+        c = self.config
+        # (B, layers, keys/values, positions, heads, head_dim)
+        return tf.zeros((batch_size, c.num_layers, 2, c.seq_len, c.num_heads, c.head_dim))
+
+    def call_with_cache(self, token_ids, cache, index):
+        """Logits for `token_ids` (B, n) placed at positions index..index+n-1, and the new cache."""
+        x = self.token_embedding(token_ids)  # (B, n, d)
+        x = x + self.position_layer(x, start_index=index)
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(
+                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index)
+            new_caches.append(layer_cache)
+        x = self.final_norm(x)
+        logits = self.token_embedding(x, reverse=True)  # (B, n, vocab)
+        return tf.cast(logits, tf.float32), tf.stack(new_caches, axis=1)
+
+    def start(self, context):
+        context = np.asarray(context, dtype=np.int32)
+        batch, n = context.shape
+        if n > self.seq_len:
+            raise TflError(f"context of {n} tokens exceeds the model's {self.seq_len}")
+        # Prefill a full-length window (one compiled shape); positions after the prompt hold
+        # padding, which later steps overwrite before any query can attend to them.
+        logits, self.cache = self._prefill(
+            _pad_right(context, self.seq_len), self.empty_cache(batch), tf.constant(0))
+        self.position = n
+        return logits[:, n - 1].numpy()
+
+    def step(self, tokens):
+        if self.position >= self.seq_len:
+            raise TflError("the key/value cache is full; start a new window")
+        tokens = tf.constant(np.asarray(tokens, np.int32)[:, None])
+        logits, self.cache = self._step(tokens, self.cache, tf.constant(self.position))
+        self.position += 1
+        return logits[:, 0].numpy()
+
+    # keras-hub samplers drive decoding through `next(prompt, cache, index)`; beam search uses it.
+    def beam_start(self, context):
+        self.start(context)
+        return self.cache
+
+    def beam_next(self, prompt, cache, index):
+        token = prompt[:, index - 1 : index]  # (B, 1): the last token written
+        logits, cache = self._step(token, cache, index - 1)
+        return logits[:, 0], None, cache
+
+
+class StatefulLSTMDecoder:
+    """Step-by-step decoding for a model built by `lstm_lm`, carrying (h, c) per layer."""
+
+    max_context = None  # an LSTM has no window: its state summarises everything read so far
+
+    def __init__(self, model, config: LSTMConfig):
+        self.config = config
+        self.seq_len = config.seq_len
+        self.embedding = model.get_layer("token_embedding")
+        self.cells = [model.get_layer(f"lstm_{i}").cell for i in range(config.num_layers)]
+        self.output_layer = None if config.tie_weights else model.get_layer("logits")
+        self._step = tf.function(self._step_fn, jit_compile=True)
+
+    def _step_fn(self, tokens, states):
+        """tokens (B,), states (B, layers, 2, h) -> logits (B, vocab), new states."""
+        x = self.embedding(tokens)  # (B, e)
+        new_states = []
+        for i, cell in enumerate(self.cells):
+            x, (h, c) = cell(x, [states[:, i, 0], states[:, i, 1]], training=False)  # (B, h)
+            new_states.append(tf.stack([h, c], axis=1))  # (B, 2, h)
+        if self.output_layer is None:
+            logits = self.embedding(x, reverse=True)
+        else:
+            logits = self.output_layer(x)
+        return tf.cast(logits, tf.float32), tf.stack(new_states, axis=1)
+
+    def empty_state(self, batch_size):
+        return tf.zeros((batch_size, self.config.num_layers, 2, self.config.hidden_dim))
+
+    def start(self, context):
+        context = np.asarray(context, dtype=np.int32)
+        self.states = self.empty_state(context.shape[0])
+        for t in range(context.shape[1]):
+            logits = self.step(context[:, t])
+        return logits
+
+    def step(self, tokens):
+        logits, self.states = self._step(tf.constant(np.asarray(tokens, np.int32)), self.states)
+        return logits.numpy()
+
+    def beam_start(self, context):
+        context = np.asarray(context, dtype=np.int32)
+        self.states = self.empty_state(context.shape[0])
+        for t in range(context.shape[1] - 1):  # beam_next reads the last prompt token itself
+            self.step(context[:, t])
+        return self.states
+
+    def beam_next(self, prompt, cache, index):
+        logits, states = self._step(prompt[:, index - 1], cache)
+        return logits, None, states
+
+
+def make_decoder(model, config, cached=True):
+    """The fast decoder for `config`'s architecture, or the recomputing reference."""
+    if not cached:
+        return RecomputeDecoder(model, config)
+    if isinstance(config, TransformerConfig):
+        return CachedTransformerDecoder(model, config)
+    return StatefulLSTMDecoder(model, config)
