@@ -26,6 +26,12 @@ _PUBLIC = {
     "tokenizer_stats": "tfl.tokenizers.base",
     "make_dataset": "tfl.data.pipeline",
     "encode_splits": "tfl.data.pipeline",
+    "train": "tfl.train",
+    "TrainConfig": "tfl.train",
+    "load_run": "tfl.run",
+    "evaluate_run": "tfl.evaluate",
+    "generate": "tfl.generate",
+    "NGramLM": "tfl.ngram",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

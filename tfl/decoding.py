@@ -19,6 +19,8 @@ more token per row. `max_context` is how many tokens the decoder can hold (None:
 ((1, 20), (1, 20))
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -80,10 +82,22 @@ class CachedTransformerDecoder:
             "position_embedding" if config.position == "learned" else "position_encoding")
         self.blocks = [model.get_layer(f"block_{i}") for i in range(config.num_layers)]
         self.final_norm = model.get_layer("final_norm")
+        if config.position == "sinusoidal":
+            dummy = tf.zeros((1, config.seq_len, config.hidden_dim))
+            self._sine_table = self.position_layer(dummy)[0]  # (seq_len, d), fixed
         self._prefill = tf.function(self.call_with_cache, jit_compile=True)
-        # Not XLA: XLA recompiles the step for every new cache index (a value keras-hub's cached
-        # attention needs at compile time), which costs far more than it saves.
-        self._step = tf.function(self.call_with_cache)
+        self._step = tf.function(self.call_with_cache, jit_compile=True)
+
+    def _positions(self, index, n):
+        """Position vectors for positions index..index+n-1, shape (1, n, d).
+
+        Gathered from the table rather than sliced by the layer: XLA treats a slice start as a
+        compile-time constant and would recompile the step for every position."""
+        if self.config.position == "learned":
+            table = self.position_layer.position_embeddings  # the live (seq_len, d) weights
+        else:
+            table = self._sine_table
+        return tf.gather(table, index + tf.range(n))[None]
 
     def empty_cache(self, batch_size):
         c = self.config
@@ -93,7 +107,7 @@ class CachedTransformerDecoder:
     def call_with_cache(self, token_ids, cache, index):
         """Logits for `token_ids` (B, n) placed at positions index..index+n-1, and the new cache."""
         x = self.token_embedding(token_ids)  # (B, n, d)
-        x = x + self.position_layer(x, start_index=index)
+        x = x + self._positions(index, tf.shape(token_ids)[1])
         new_caches = []
         for i, block in enumerate(self.blocks):
             x, layer_cache = block(
@@ -186,10 +200,21 @@ class StatefulLSTMDecoder:
         return logits, None, states
 
 
+_DECODERS = weakref.WeakKeyDictionary()  # model -> {(config, cached): decoder}
+
+
 def make_decoder(model, config, cached=True):
-    """The fast decoder for `config`'s architecture, or the recomputing reference."""
-    if not cached:
-        return RecomputeDecoder(model, config)
-    if isinstance(config, TransformerConfig):
-        return CachedTransformerDecoder(model, config)
-    return StatefulLSTMDecoder(model, config)
+    """The fast decoder for `config`'s architecture, or the recomputing reference.
+
+    Decoders are kept per model, so their compiled functions are traced once, not per call.
+    """
+    per_model = _DECODERS.setdefault(model, {})
+    key = (config, cached)
+    if key not in per_model:
+        if not cached:
+            per_model[key] = RecomputeDecoder(model, config)
+        elif isinstance(config, TransformerConfig):
+            per_model[key] = CachedTransformerDecoder(model, config)
+        else:
+            per_model[key] = StatefulLSTMDecoder(model, config)
+    return per_model[key]

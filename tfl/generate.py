@@ -56,12 +56,14 @@ def make_sampler(name="greedy", temperature=1.0, top_k=10, top_p=0.9, num_beams=
 
 def without_special_tokens(logits):
     """`logits` with padding, unknown and start-of-text made impossible: generated text never
-    contains them."""
+    contains them. Accepts numpy arrays (the decode loop) and tensors (beam search)."""
+    if isinstance(logits, np.ndarray):
+        logits = logits.copy()
+        logits[:, :NUM_SPECIAL] = -1e9
+        return logits
     import tensorflow as tf
 
-    logits = tf.convert_to_tensor(logits)
-    vocab = tf.shape(logits)[-1]
-    allowed = tf.range(vocab) >= NUM_SPECIAL
+    allowed = tf.range(tf.shape(logits)[-1]) >= NUM_SPECIAL
     return tf.where(allowed, logits, tf.constant(-1e9, logits.dtype))
 
 
