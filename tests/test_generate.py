@@ -5,7 +5,7 @@ import pytest
 
 from tfl.decoding import CachedTransformerDecoder, RecomputeDecoder, StatefulLSTMDecoder
 from tfl.errors import TflError
-from tfl.generate import decode_loop, generate, generate_ids, make_sampler
+from tfl.generation import decode_loop, generate, generate_ids, make_sampler
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers.base import BOS_ID
 
@@ -118,7 +118,7 @@ def fake_text(sampler, prompt="a", n=6, seed=None, **options):
     ids = [3 + ALPHABET.index(c) for c in prompt]
     chosen = make_sampler(sampler, seed=seed, **options)
     if sampler == "beam":
-        from tfl.generate import beam_search
+        from tfl.generation import beam_search
 
         new = beam_search(FakeDecoder(), ids, n, chosen, seq_len=64)
     else:

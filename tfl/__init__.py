@@ -26,11 +26,10 @@ _PUBLIC = {
     "tokenizer_stats": "tfl.tokenizers.base",
     "make_dataset": "tfl.data.pipeline",
     "encode_splits": "tfl.data.pipeline",
-    "train": "tfl.train",
     "TrainConfig": "tfl.train",
     "load_run": "tfl.run",
     "evaluate_run": "tfl.evaluate",
-    "generate": "tfl.generate",
+    "generate": "tfl.generation",
     "NGramLM": "tfl.ngram",
 }
 

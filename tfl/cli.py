@@ -138,7 +138,7 @@ def cmd_ngram(args):
 
 
 def cmd_generate(args):
-    from tfl.generate import generate
+    from tfl.generation import generate
 
     def stream(piece):
         print(piece, end="", flush=True)

@@ -51,7 +51,7 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
                    data_dir=None, log=print):
     """Run the quickstart into `out_dir`; returns the summary dict (also in summary.json)."""
     from tfl.evaluate import evaluate_split
-    from tfl.generate import generate
+    from tfl.generation import generate
     from tfl.ngram import ngram_baseline
     from tfl.run import load_run
     from tfl.tokenizers import build_tokenizer, tokenizer_stats

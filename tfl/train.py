@@ -247,7 +247,7 @@ class Trainer:
     def sample(self):
         """A greedy continuation of the sample prompt (the decoder is compiled once per run)."""
         from tfl.decoding import make_decoder
-        from tfl.generate import decode_loop, make_sampler
+        from tfl.generation import decode_loop, make_sampler
 
         if getattr(self, "_decoder", None) is None:
             self._decoder = make_decoder(self.model, self.model_config)
