@@ -29,16 +29,19 @@ def test_stride_controls_overlap():
 
 
 def test_shuffle_is_seeded_and_reshuffles_each_epoch():
-    ids = np.arange(401)  # 100 windows: 20 full batches, none dropped
+    ids = np.arange(401)  # 100 windows: 20 full batches per epoch, none dropped
 
-    def epoch_orders(seed):
-        ds = make_dataset(ids, 4, 5, shuffle=True, seed=seed)
-        return [np.concatenate([x[:, 0] for x, _ in _all_batches(ds)]) for _ in range(2)]
+    def two_epochs(seed):
+        ds = make_dataset(ids, 4, 5, shuffle=True, seed=seed, repeat=True)
+        starts = np.concatenate([x[:, 0] for x, _ in _all_batches(ds.take(40))])
+        return starts[:100], starts[100:]
 
-    first, second = epoch_orders(7), epoch_orders(7)
+    first, second = two_epochs(7), two_epochs(7)
     np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
     assert not np.array_equal(first[0], first[1])
     assert sorted(first[0]) == sorted(first[1]) == list(range(0, 400, 4))
+    assert not np.array_equal(two_epochs(8)[0], first[0])
 
 
 def test_repeat_gives_an_endless_stream_of_full_batches():

@@ -58,7 +58,7 @@ def cmd_train(args):
     options = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                "learning_rate": args.learning_rate, "eval_interval": args.eval_interval,
                "jit_compile": not args.no_jit, "mixed_precision": args.mixed_precision,
-               "sample_tokens": args.sample_tokens}
+               "sample_tokens": args.sample_tokens, "clip_norm": args.clip_norm}
     if args.epochs:
         options["steps"] = _steps_for_epochs(args)
     train_config = TrainConfig.from_dict({k: v for k, v in options.items() if v is not None})
@@ -67,9 +67,11 @@ def cmd_train(args):
     history = train(args.model, args.preset, args.data, out, tokenizer=args.tokenizer,
                     vocab_size=args.vocab_size, train_config=train_config,
                     model_overrides=overrides, data_dir=args.data_dir,
-                    log=None if args.json else print)
+                    log=None if args.json else print, devices=args.devices)
     last = history[-1]
     result = {"run_dir": out, "steps": last["step"], "tokens": last["tokens"],
+              "history_loss": [r["loss"] for r in history],
+              "weights_sha256": history.weights_sha256,
               "loss": last["loss"], "val_loss": last["val_loss"],
               "best_val_loss": min(r["val_loss"] for r in history),
               "seconds": sum(r["interval_seconds"] for r in history)}
@@ -220,6 +222,8 @@ def build_parser():
     train.add_argument("--batch-size", type=int, default=None, help="global batch (default 12)")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    train.add_argument("--clip-norm", type=float, default=None,
+                       help="global gradient-norm clipping (default 1.0; 0 turns it off)")
     train.add_argument("--eval-interval", type=int, default=None,
                        help="steps between evaluation, checkpoint and sample (default 250)")
     train.add_argument("--sample-tokens", type=int, default=None,
@@ -227,6 +231,8 @@ def build_parser():
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--no-jit", action="store_true", help="do not compile with XLA")
     train.add_argument("--mixed-precision", action="store_true")
+    train.add_argument("--devices", default=None,
+                       help="mirror over N devices (GPUs, else N logical CPU devices) or 'auto'")
     train.add_argument("--out", help="run directory (default saved_models/MODEL-PRESET-CORPUS)")
     _add_data_source(train)
     _add_common(train)

@@ -117,12 +117,22 @@ def make_optimizer(config: TrainConfig):
     return optimizer
 
 
-def compile_model(model, config: TrainConfig):
+def compile_model(model, config: TrainConfig, distributed=False):
+    # XLA cannot compile a step whose variables live on several devices (a known TensorFlow
+    # limitation), so a mirrored run trains without it.
     model.compile(
         optimizer=make_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=config.jit_compile,
+        jit_compile=config.jit_compile and not distributed,
     )
+
+
+class History(list):
+    """The per-interval records of a run (a list of dicts), and a digest of the final weights."""
+
+    def __init__(self, records, weights_sha256=None):
+        super().__init__(records)
+        self.weights_sha256 = weights_sha256
 
 
 class _Monitor(keras.callbacks.Callback):
@@ -147,8 +157,9 @@ class Trainer:
     """Trains one run directory. Use `train(...)`, which builds and calls this."""
 
     def __init__(self, run_dir, model, tokenizer, model_config, train_config, data_ids,
-                 settings, log=print, extra_callbacks=()):
+                 settings, log=print, extra_callbacks=(), distributed=False):
         self.run_dir = Path(run_dir)
+        self.distributed = distributed
         self.model = model
         self.tokenizer = tokenizer
         self.model_config = model_config
@@ -182,7 +193,8 @@ class Trainer:
 
     def restore_checkpoint(self):
         """Load the resume state if there is one; returns the number of completed intervals."""
-        progress_file = self.checkpoint_dir / "progress.json"
+        source = self.checkpoint_dir
+        progress_file = source / "progress.json"
         if not progress_file.is_file():
             return 0
         optimizer = self.model.optimizer
@@ -190,14 +202,14 @@ class Trainer:
         variables = self.model.variables + optimizer.variables
         try:
             progress = json.loads(progress_file.read_text())
-            with np.load(self.checkpoint_dir / "variables.npz") as saved:
+            with np.load(source / "variables.npz") as saved:
                 values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
             if len(values) != len(variables):
                 raise ValueError("variable count")
             for var, value in zip(variables, values):
                 var.assign(value)
         except (OSError, ValueError, KeyError):
-            raise TflError(f"the checkpoint in {self.checkpoint_dir} is corrupt or from another "
+            raise TflError(f"the checkpoint in {source} is corrupt or from another "
                            "model; delete that directory to start the run over") from None
         self.history = progress["history"]
         self.best_val_loss = progress["best_val_loss"]
@@ -241,7 +253,9 @@ class Trainer:
             print("\r", end="")
         self.log(f"step {step:>6}/{self.total_steps}  loss {record['loss']:.4f}{val}  "
                  f"{record['tokens_per_s']:,.0f} tokens/s")
-        if self.config.sample_tokens:
+        if self.config.sample_tokens and not self.distributed:
+            # (Under a strategy the weights live on several devices; sample after training
+            # with `tfl generate` instead.)
             self.log("  sample: " + repr(self.sample()))
 
     def sample(self):
@@ -278,7 +292,7 @@ class Trainer:
         self._interval_index = start_interval
         if start_interval >= cfg.num_intervals:
             self.log(f"{self.run_dir} is already trained ({self.total_steps} steps)")
-            return self.history
+            return History(self.history, weights_sha256=weights_digest(self.model))
         if start_interval:
             self.log(f"resuming {self.run_dir} at step {start_interval * cfg.steps_per_interval}")
         train_ds = make_dataset(self.data_ids["train"], seq_len, cfg.batch_size,
@@ -290,6 +304,15 @@ class Trainer:
                               split_name="validation")
         if cfg.eval_batches:
             val_ds = val_ds.take(cfg.eval_batches)
+        if self.distributed:
+            # Shard by element: every replica gets its slice of each global batch. (The default
+            # AUTO policy looks for input files first and warns when there are none.)
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA)
+            train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
 
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
@@ -323,7 +346,7 @@ class Trainer:
             )
         self.model.save(self.run_dir / "model.keras")
         plot_history(self.history, self.run_dir / "loss.png", title=self.run_dir.name)
-        return self.history
+        return History(self.history, weights_sha256=weights_digest(self.model))
 
 
 def plot_history(history, path, title=""):
@@ -350,7 +373,7 @@ def plot_history(history, path, title=""):
 
 def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=None,
           train_config=None, model_overrides=None, data_dir=None, log=print,
-          extra_callbacks=()):
+          extra_callbacks=(), devices=None):
     """Train a model into the run directory `out`, resuming if `out` holds the same run.
 
     Args:
@@ -362,8 +385,10 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         vocab_size: target vocabulary size for learned tokenizers.
         train_config: a `TrainConfig` (defaults if None).
         model_overrides: config fields to change from the preset, e.g. {"dropout": 0.1}.
+        devices: None (the default device), "auto" or a number of devices to mirror over
+            (see `tfl.distribute.get_strategy`); `train_config.batch_size` is the global batch.
 
-    Returns the run's history (one dict per interval).
+    Returns the run's `History`: one dict per interval, and `weights_sha256` of the final weights.
 
     >>> import tempfile
     >>> history = train("transformer", "nano", "python_docs", tempfile.mkdtemp() + "/run",
@@ -401,6 +426,15 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         raise TflError(f"{out} exists and is not a tfl run; choose another --out")
 
     ids = encode_splits(corpus_obj, tok, splits=("train", "validation"))
+    if devices:
+        from tfl.distribute import get_strategy
+
+        strategy = get_strategy(devices)
+    else:
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy()
+    distributed = strategy.num_replicas_in_sync > 1
     keras.utils.set_random_seed(train_config.seed)
     if train_config.mixed_precision:
         import tensorflow as tf
@@ -408,8 +442,9 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
         keras.mixed_precision.set_global_policy(policy)
     try:
-        model = build_model(model_config)
-        compile_model(model, train_config)
+        with strategy.scope():
+            model = build_model(model_config)
+            compile_model(model, train_config, distributed=distributed)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     if not existing:
@@ -417,8 +452,20 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         tok.save(out / TOKENIZER_DIR)
         write_json_atomic(out / "config.json", settings)
     if log:
+        replicas = strategy.num_replicas_in_sync
         log(f"{architecture} {preset}: {model.count_params():,} parameters, vocabulary "
-            f"{tok.vocab_size}, {len(ids['train']):,} training tokens -> {out}")
+            f"{tok.vocab_size}, {len(ids['train']):,} training tokens, {replicas} "
+            f"replica{'s' if replicas > 1 else ''} -> {out}")
     trainer = Trainer(out, model, tok, model_config, train_config, ids, settings, log=log,
-                      extra_callbacks=extra_callbacks)
+                      extra_callbacks=extra_callbacks, distributed=distributed)
     return trainer.fit()
+
+
+def weights_digest(model):
+    """sha256 of all weights' bytes: equal digests mean bit-identical weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()

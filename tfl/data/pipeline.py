@@ -61,9 +61,11 @@ def make_dataset(
         global_batch_size: examples per batch, summed over all replicas.
         stride: tokens between the starts of consecutive windows (default `seq_len`, windows
             that do not overlap, so every token is predicted once per epoch).
-        shuffle: shuffle windows (with `seed`; a new order every epoch).
+        shuffle: shuffle windows: epoch e uses a permutation drawn from (seed, e), so each
+            epoch of a repeated dataset has a new order and every run the same sequence.
         repeat: repeat forever (for step-based training).
-        cache: keep the windows in memory after the first pass.
+        cache: keep the (unshuffled) windows in memory after the first pass; shuffled windows
+            are gathered from the token ids, which are in memory already.
         split_name: used in error messages.
     """
     if seq_len < 1 or global_batch_size < 1:
@@ -84,18 +86,28 @@ def make_dataset(
     ids_tensor = tf.constant(ids)
     offsets = tf.range(seq_len + 1)
 
-    def window_at(start):
+    def window_at(index):
+        start = tf.cast(index, tf.int32) * stride
         return tf.gather(ids_tensor, start + offsets)  # (seq_len + 1,)
 
-    ds = tf.data.Dataset.range(windows).map(
-        lambda i: window_at(tf.cast(i, tf.int32) * stride), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    if cache:
-        ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(windows, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        # Epoch e visits the windows in a permutation drawn from (seed, e) by a *stateless*
+        # shuffle: the order is a pure function of the seed and the epoch, identical in any
+        # process and under any tf.distribute strategy (whose dataset rewriting can change the
+        # seeds of stateful random ops), and a resumed run can skip to the same batch.
+        def epoch_order(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(windows, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        epochs = tf.data.Dataset.range(2**62 if repeat else 1)
+        ds = epochs.flat_map(epoch_order).map(window_at, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = tf.data.Dataset.range(windows).map(window_at, num_parallel_calls=tf.data.AUTOTUNE)
+        if cache:
+            ds = ds.cache()
+        if repeat:
+            ds = ds.repeat()
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(split_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
