@@ -71,7 +71,51 @@ class RecomputeDecoder:
         return self._logits_at(window, tf.constant(n - 1)).numpy()
 
 
-class CachedTransformerDecoder:
+SEGMENT_TOKENS = 64  # most tokens sampled in one compiled call (keeps streaming responsive)
+
+
+class _CompiledSegments:
+    """Many decoding steps in one XLA call: sample a token, feed it back, repeat.
+
+    Launching a compiled step costs more than the step itself for small models, so the fast
+    decoders run the whole sample-and-feed loop inside a `tf.while_loop`. Sampling uses the
+    keras-hub sampler's own `compute_probabilities` and `get_next_token`, so a segment draws
+    exactly the tokens the step-by-step loop would. Subclasses define `_step_tensor`,
+    `_get_state` and `_advance`.
+    """
+
+    def sample_segment(self, sampler, logits, steps):
+        """Sample `steps` tokens (at most SEGMENT_TOKENS) from `logits` onwards, feeding each
+        back. Returns the tokens and the next-token logits after the last of them."""
+        from tfl.generation import without_special_tokens
+
+        segments = self.__dict__.setdefault("_segments", {})
+        if id(sampler) not in segments:
+
+            @tf.function(jit_compile=True)
+            def segment(logits, state, index, steps):
+                def body(i, logits, state, tokens):
+                    probabilities = sampler.compute_probabilities(without_special_tokens(logits))
+                    token = tf.cast(sampler.get_next_token(probabilities), tf.int32)  # (1,)
+                    tokens = tf.tensor_scatter_nd_update(tokens, [[i]], token)
+                    logits, state = self._step_tensor(token, state, index + i)
+                    return i + 1, logits, state, tokens
+
+                tokens = tf.zeros((SEGMENT_TOKENS,), tf.int32)
+                _, logits, state, tokens = tf.while_loop(
+                    lambda i, *_: i < steps, body, (tf.constant(0), logits, state, tokens),
+                    maximum_iterations=SEGMENT_TOKENS)
+                return tokens, logits, state
+
+            segments[id(sampler)] = (sampler, segment)
+        segment = segments[id(sampler)][1]
+        tokens, logits, state = segment(tf.constant(logits), self._get_state(),
+                                        tf.constant(self._index()), tf.constant(steps))
+        self._advance(state, steps)
+        return tokens.numpy()[:steps].tolist(), logits.numpy()
+
+
+class CachedTransformerDecoder(_CompiledSegments):
     """Key/value-cache decoding for a model built by `transformer_lm`."""
 
     def __init__(self, model, config: TransformerConfig):
@@ -137,6 +181,19 @@ class CachedTransformerDecoder:
         self.position += 1
         return logits[:, 0].numpy()
 
+    def _step_tensor(self, token, cache, index):
+        logits, cache = self.call_with_cache(token[:, None], cache, index)
+        return logits[:, 0], cache
+
+    def _get_state(self):
+        return self.cache
+
+    def _index(self):
+        return self.position
+
+    def _advance(self, cache, steps):
+        self.cache, self.position = cache, self.position + steps
+
     # keras-hub samplers drive decoding through `next(prompt, cache, index)`; beam search uses it.
     def beam_start(self, context):
         self.start(context)
@@ -148,7 +205,7 @@ class CachedTransformerDecoder:
         return logits[:, 0], None, cache
 
 
-class StatefulLSTMDecoder:
+class StatefulLSTMDecoder(_CompiledSegments):
     """Step-by-step decoding for a model built by `lstm_lm`, carrying (h, c) per layer."""
 
     max_context = None  # an LSTM has no window: its state summarises everything read so far
@@ -187,6 +244,18 @@ class StatefulLSTMDecoder:
     def step(self, tokens):
         logits, self.states = self._step(tf.constant(np.asarray(tokens, np.int32)), self.states)
         return logits.numpy()
+
+    def _step_tensor(self, token, states, index):
+        return self._step_fn(token, states)
+
+    def _get_state(self):
+        return self.states
+
+    def _index(self):
+        return 0  # an LSTM step does not depend on the position
+
+    def _advance(self, states, steps):
+        self.states = states
 
     def beam_start(self, context):
         context = np.asarray(context, dtype=np.int32)

@@ -31,8 +31,27 @@ from tfl.tokenizers.base import BOS_ID, NUM_SPECIAL, PAD_ID
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
 
 
+_SAMPLER_CACHE = {}  # settings -> (sampler, its initial RNG state)
+
+
 def make_sampler(name="greedy", temperature=1.0, top_k=10, top_p=0.9, num_beams=4, seed=None):
-    """The keras-hub sampler called `name`, e.g. `make_sampler("top_k", top_k=5, seed=1)`."""
+    """The keras-hub sampler called `name`, e.g. `make_sampler("top_k", top_k=5, seed=1)`.
+
+    Samplers are kept per setting, so the decoders' compiled loops that use them are traced once;
+    a seeded sampler's random state is reset on every call, so the same seed gives the same text.
+    """
+    key = (name, temperature, top_k, top_p, num_beams, seed)
+    if key not in _SAMPLER_CACHE:
+        sampler = _new_sampler(name, temperature, top_k, top_p, num_beams, seed)
+        generator = getattr(sampler, "seed_generator", None)
+        _SAMPLER_CACHE[key] = (sampler, None if generator is None else generator.state.numpy())
+    sampler, initial_state = _SAMPLER_CACHE[key]
+    if seed is not None and initial_state is not None:
+        sampler.seed_generator.state.assign(initial_state)
+    return sampler
+
+
+def _new_sampler(name, temperature, top_k, top_p, num_beams, seed):
     if name not in SAMPLERS:
         raise TflError(f"unknown sampler {name!r}; {did_you_mean(name, SAMPLERS)}")
     if temperature <= 0:
@@ -67,31 +86,63 @@ def without_special_tokens(logits):
     return tf.where(allowed, logits, tf.constant(-1e9, logits.dtype))
 
 
+_NEXT_TOKEN_FNS = {}  # id(sampler) -> (sampler, compiled next-token function)
+
+
 def next_token(sampler, logits):
-    """One token id per row of `logits` (batch, vocab), chosen by a keras-hub `sampler`."""
-    probabilities = sampler.compute_probabilities(without_special_tokens(logits))
-    return np.asarray(sampler.get_next_token(probabilities)).astype(np.int32)
+    """One token id per row of `logits` (batch, vocab), chosen by a keras-hub `sampler`.
+
+    Compiled with XLA like the decoders' segment loops: TensorFlow's random ops draw different
+    numbers with and without XLA, and both paths must draw the same tokens.
+    """
+    import tensorflow as tf
+
+    if id(sampler) not in _NEXT_TOKEN_FNS:
+
+        @tf.function(jit_compile=True)
+        def choose(logits):
+            probabilities = sampler.compute_probabilities(without_special_tokens(logits))
+            return tf.cast(sampler.get_next_token(probabilities), tf.int32)
+
+        _NEXT_TOKEN_FNS[id(sampler)] = (sampler, choose)
+    return _NEXT_TOKEN_FNS[id(sampler)][1](tf.constant(logits)).numpy()
 
 
 def decode_loop(decoder, prompt_ids, max_new_tokens, sampler, seq_len, on_token=None):
-    """New token ids from `decoder` (see `tfl.decoding`), following the context rules above."""
+    """New token ids from `decoder` (see `tfl.decoding`), following the context rules above.
+
+    Decoders that can (the cached Transformer, the stateful LSTM) sample whole segments of
+    tokens in one compiled call; the others go one token at a time. Both draw the same tokens.
+    """
+    from tfl.decoding import SEGMENT_TOKENS
+
     context = (list(prompt_ids) or [BOS_ID])[-seq_len:]
     window = decoder.max_context
     logits = decoder.start(np.array([context]))
+    in_segments = hasattr(decoder, "sample_segment")
     new = []
-    for n in range(max_new_tokens):
-        token = int(next_token(sampler, logits)[0])
-        new.append(token)
-        if on_token:
-            on_token(token)
-        if n == max_new_tokens - 1:
-            break
-        if window and len(context) >= window:
-            context = (context + [token])[-(window // 2):]
-            logits = decoder.start(np.array([context]))
+    while len(new) < max_new_tokens:
+        remaining = max_new_tokens - len(new)
+        room = window - len(context) if window else remaining
+        if in_segments and room > 0:
+            tokens, logits = decoder.sample_segment(sampler, logits,
+                                                    min(room, remaining, SEGMENT_TOKENS))
+            if window:
+                context += tokens
         else:
-            context.append(token)
-            logits = decoder.step(np.array([token]))
+            tokens = [int(next_token(sampler, logits)[0])]
+            if remaining == 1:
+                pass  # the last token: nothing left to predict
+            elif window and len(context) >= window:
+                context = (context + tokens)[-(window // 2):]
+                logits = decoder.start(np.array([context]))
+            else:
+                context += tokens
+                logits = decoder.step(np.array(tokens))
+        new += tokens
+        if on_token:
+            for token in tokens:
+                on_token(token)
     return new
 
 
