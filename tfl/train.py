@@ -300,8 +300,9 @@ class Trainer:
                                 repeat=True, split_name="train")
         # The batch stream is a fixed function of (seed, step): skip what was already seen.
         train_ds = train_ds.skip(start_interval * cfg.steps_per_interval)
+        # Caching only pays when every batch is read; a partial read (eval_batches) discards it.
         val_ds = make_dataset(self.data_ids["validation"], seq_len, cfg.batch_size,
-                              split_name="validation")
+                              split_name="validation", cache=not cfg.eval_batches)
         if cfg.eval_batches:
             val_ds = val_ds.take(cfg.eval_batches)
         if self.distributed:
