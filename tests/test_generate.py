@@ -17,13 +17,20 @@ def transformer():
 
 
 @pytest.fixture(scope="module")
+def rotary_transformer():
+    config = TransformerConfig.from_preset("nano", vocab_size=23, position="rotary")
+    return build_model(config), config
+
+
+@pytest.fixture(scope="module")
 def lstm():
     config = LSTMConfig.from_preset("nano", vocab_size=23, num_layers=2)
     return build_model(config), config
 
 
-def test_cached_logits_equal_full_recomputation_at_every_step(transformer):
-    model, config = transformer
+@pytest.mark.parametrize("which", ["transformer", "rotary_transformer"])
+def test_cached_logits_equal_full_recomputation_at_every_step(which, request):
+    model, config = request.getfixturevalue(which)
     cached, reference = CachedTransformerDecoder(model, config), RecomputeDecoder(model, config)
     prompt = np.array([[4, 9, 13, 5]])
     np.testing.assert_allclose(cached.start(prompt), reference.start(prompt), atol=1e-5)
@@ -51,8 +58,9 @@ def test_cached_and_uncached_generation_agree(transformer, sampler):
     assert a == b and len(a) == 12
 
 
-def test_generation_past_the_context_slides_the_window(transformer):
-    model, config = transformer  # seq_len 32
+@pytest.mark.parametrize("which", ["transformer", "rotary_transformer"])
+def test_generation_past_the_context_slides_the_window(which, request):
+    model, config = request.getfixturevalue(which)  # seq_len 32
     long_run = 3 * config.seq_len
     a = generate_ids(model, config, [5, 6], long_run, sampler="greedy")
     b = generate_ids(model, config, [5, 6], long_run, sampler="greedy", cached=False)

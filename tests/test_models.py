@@ -15,6 +15,7 @@ from tfl.models import (
 CONFIGS = [
     TransformerConfig.from_preset("nano", vocab_size=23),
     TransformerConfig.from_preset("nano", vocab_size=23, tie_weights=False, position="sinusoidal"),
+    TransformerConfig.from_preset("nano", vocab_size=23, position="rotary"),
     TransformerConfig.from_preset("char-cpu", vocab_size=65),
     TransformerConfig.from_preset("char-gpu", vocab_size=65),
     LSTMConfig.from_preset("nano", vocab_size=23),
@@ -37,8 +38,9 @@ def test_char_cpu_sizes_match_the_reference_configurations():
     assert parameter_count(LSTMConfig.from_preset("char-cpu", vocab_size=65)) == 1_354_433
 
 
-def test_transformer_is_causal():
-    config = TransformerConfig.from_preset("nano", vocab_size=23)
+@pytest.mark.parametrize("position", ["learned", "rotary"])
+def test_transformer_is_causal(position):
+    config = TransformerConfig.from_preset("nano", vocab_size=23, position=position)
     model = build_model(config)
     ids = np.random.default_rng(0).integers(3, 23, size=(1, config.seq_len)).astype("int32")
     changed = ids.copy()
@@ -48,7 +50,8 @@ def test_transformer_is_causal():
     assert not np.allclose(a[0, 10:], b[0, 10:])
 
 
-@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[4]], ids=["transformer", "lstm"])
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[2], CONFIGS[5]],
+                         ids=["transformer", "transformer-rotary", "lstm"])
 def test_keras_file_round_trip_in_safe_mode_gives_equal_logits(config, tmp_path):
     model = build_model(config)
     ids = np.arange(config.seq_len, dtype="int32")[None] % config.vocab_size
@@ -66,10 +69,25 @@ def test_presets_and_options_are_checked():
         TransformerConfig.from_preset("nano", vocab_size=10, num_heads=3)
     with pytest.raises(TflError, match="tie_weights needs"):
         LSTMConfig.from_preset("nano", vocab_size=10, tie_weights=True)
-    with pytest.raises(TflError, match="position 'rotary'"):
-        TransformerConfig.from_preset("nano", vocab_size=10, position="rotary")
+    with pytest.raises(TflError, match="position 'alibi'"):
+        TransformerConfig.from_preset("nano", vocab_size=10, position="alibi")
 
 
 def test_config_dict_round_trip():
     for config in CONFIGS:
         assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_rotary_attention_depends_on_relative_position_only():
+    """Scores of rotated queries and keys are unchanged when both positions shift together."""
+    import keras_hub
+
+    rotary = keras_hub.layers.RotaryEmbedding()
+    rng = np.random.default_rng(3)
+    q, k = (rng.normal(size=(1, 1, 2, 8)).astype("float32") for _ in range(2))
+    def score(query_position, key_position):
+        rq = rotary(q, start_index=query_position).numpy()
+        rk = rotary(k, start_index=key_position).numpy()
+        return float((rq * rk).sum())
+    assert score(5, 2) == pytest.approx(score(15, 12), rel=1e-4)
+    assert score(5, 2) != pytest.approx(score(5, 4), rel=1e-3)

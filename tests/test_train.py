@@ -29,9 +29,11 @@ def toy_corpus(text_file):
     return str(text_file(TOY_TEXT, name="toy.txt"))
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "lstm"])
-def test_loss_goes_down_on_a_learnable_corpus(architecture, toy_corpus, tmp_path):
-    history = train(architecture, "nano", toy_corpus, tmp_path / "run",
+@pytest.mark.parametrize("architecture, overrides", [
+    ("transformer", None), ("transformer", {"position": "rotary"}), ("lstm", None)],
+    ids=["transformer", "transformer-rotary", "lstm"])
+def test_loss_goes_down_on_a_learnable_corpus(architecture, overrides, toy_corpus, tmp_path):
+    history = train(architecture, "nano", toy_corpus, tmp_path / "run", model_overrides=overrides,
                     train_config=small_config(steps=120, eval_interval=40, learning_rate=1e-2),
                     log=None)
     first, last = history[0], history[-1]

@@ -63,10 +63,14 @@ def cmd_train(args):
         options["steps"] = _steps_for_epochs(args)
     train_config = TrainConfig.from_dict({k: v for k, v in options.items() if v is not None})
     out = args.out or f"saved_models/{args.model}-{args.preset}-{_slug(args.data)}"
-    overrides = {"dropout": args.dropout} if args.dropout is not None else None
+    overrides = {}
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
+    if args.position is not None:
+        overrides["position"] = args.position
     history = train(args.model, args.preset, args.data, out, tokenizer=args.tokenizer,
                     vocab_size=args.vocab_size, train_config=train_config,
-                    model_overrides=overrides, data_dir=args.data_dir,
+                    model_overrides=overrides or None, data_dir=args.data_dir,
                     log=None if args.json else print, devices=args.devices)
     last = history[-1]
     result = {"run_dir": out, "steps": last["step"], "tokens": last["tokens"],
@@ -222,6 +226,8 @@ def build_parser():
     train.add_argument("--batch-size", type=int, default=None, help="global batch (default 12)")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    train.add_argument("--position", choices=["learned", "sinusoidal", "rotary"], default=None,
+                       help="Transformer position encoding (default: the preset's, learned)")
     train.add_argument("--clip-norm", type=float, default=None,
                        help="global gradient-norm clipping (default 1.0; 0 turns it off)")
     train.add_argument("--eval-interval", type=int, default=None,

@@ -122,8 +122,10 @@ class CachedTransformerDecoder(_CompiledSegments):
         self.config = config
         self.seq_len = self.max_context = config.seq_len
         self.token_embedding = model.get_layer("token_embedding")
-        self.position_layer = model.get_layer(
-            "position_embedding" if config.position == "learned" else "position_encoding")
+        self.position_layer = {"learned": "position_embedding", "sinusoidal": "position_encoding",
+                               "rotary": None}[config.position]
+        if self.position_layer:
+            self.position_layer = model.get_layer(self.position_layer)
         self.blocks = [model.get_layer(f"block_{i}") for i in range(config.num_layers)]
         self.final_norm = model.get_layer("final_norm")
         if config.position == "sinusoidal":
@@ -151,7 +153,8 @@ class CachedTransformerDecoder(_CompiledSegments):
     def call_with_cache(self, token_ids, cache, index):
         """Logits for `token_ids` (B, n) placed at positions index..index+n-1, and the new cache."""
         x = self.token_embedding(token_ids)  # (B, n, d)
-        x = x + self._positions(index, tf.shape(token_ids)[1])
+        if self.position_layer is not None:  # rotary positions are applied inside the blocks
+            x = x + self._positions(index, tf.shape(token_ids)[1])
         new_caches = []
         for i, block in enumerate(self.blocks):
             x, layer_cache = block(

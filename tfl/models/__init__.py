@@ -41,6 +41,10 @@ def __getattr__(name):
         from tfl.models import transformer
 
         return getattr(transformer, name)
+    if name == "RotaryDecoderBlock":
+        from tfl.models.rotary_block import RotaryDecoderBlock
+
+        return RotaryDecoderBlock
     if name in ("lstm_lm", "lstm_parameter_count"):
         from tfl.models import lstm
 
@@ -50,6 +54,7 @@ def __getattr__(name):
 
 __all__ = [
     "LSTMConfig",
+    "RotaryDecoderBlock",
     "TransformerConfig",
     "build_model",
     "config_class",

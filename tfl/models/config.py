@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tfl.errors import TflError, did_you_mean
 
-POSITION_KINDS = ("learned", "sinusoidal")
+POSITION_KINDS = ("learned", "sinusoidal", "rotary")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class TransformerConfig(_ModelConfig):
         hidden_dim: width of the residual stream (embedding size).
         intermediate_dim: width of each block's MLP (0 means 4 * hidden_dim).
         dropout: dropout rate in attention, MLP and embeddings.
-        position: "learned" (a trained vector per position) or "sinusoidal" (fixed).
+        position: "learned" (a trained vector per position), "sinusoidal" (fixed vectors) or
+            "rotary" (queries and keys rotated by position inside attention, RoPE).
         tie_weights: the output layer reuses the token embedding matrix, transposed.
         layer_norm_epsilon: LayerNorm epsilon.
     """

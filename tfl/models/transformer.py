@@ -6,7 +6,8 @@
       -> final LayerNorm -> logits (B, T, vocab_size)   (output matrix tied to the embedding)
 
 keras-hub's `TransformerDecoder` with `normalize_first=True` is the pre-LN block; called without
-an encoder sequence it is decoder-only and applies the causal mask itself.
+an encoder sequence it is decoder-only and applies the causal mask itself. With rotary
+positions the blocks are `RotaryDecoderBlock`s (same weights, RoPE inside attention).
 
 >>> from tfl.models import TransformerConfig, transformer_lm
 >>> model = transformer_lm(TransformerConfig.from_preset("nano", vocab_size=20))
@@ -18,6 +19,7 @@ import keras
 import keras_hub
 
 from tfl.models.config import TransformerConfig
+from tfl.models.rotary_block import RotaryDecoderBlock
 
 
 def transformer_lm(config: TransformerConfig, name="transformer_lm"):
@@ -37,21 +39,34 @@ def transformer_lm(config: TransformerConfig, name="transformer_lm"):
             initializer=keras.initializers.RandomNormal(stddev=0.02),
             name="position_embedding",
         )(x)
-    else:
+        x = keras.layers.Add(name="embeddings")([x, positions])
+    elif config.position == "sinusoidal":
         positions = keras_hub.layers.SinePositionEncoding(name="position_encoding")(x)
-    x = keras.layers.Add(name="embeddings")([x, positions])
+        x = keras.layers.Add(name="embeddings")([x, positions])
+    # (rotary: positions enter inside each block's attention instead)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for i in range(config.num_layers):
-        x = keras_hub.layers.TransformerDecoder(
-            intermediate_dim=config.ffn_dim,
-            num_heads=config.num_heads,
-            dropout=config.dropout,
-            activation="gelu",
-            layer_norm_epsilon=config.layer_norm_epsilon,
-            kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
-            normalize_first=True,
-            name=f"block_{i}",
-        )(x)  # (B, T, d)
+        if config.position == "rotary":
+            block = RotaryDecoderBlock(
+                intermediate_dim=config.ffn_dim,
+                num_heads=config.num_heads,
+                dropout=config.dropout,
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                name=f"block_{i}",
+            )
+        else:
+            block = keras_hub.layers.TransformerDecoder(
+                intermediate_dim=config.ffn_dim,
+                num_heads=config.num_heads,
+                dropout=config.dropout,
+                activation="gelu",
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                normalize_first=True,
+                name=f"block_{i}",
+            )
+        x = block(x)  # (B, T, d)
     x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="final_norm")(x)
     logits = token_embedding(x, reverse=True)  # (B, T, vocab_size)
     return keras.Model(token_ids, logits, name=name)
