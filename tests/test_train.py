@@ -171,3 +171,13 @@ def test_cli_train_then_eval(toy_corpus, tmp_path, capsys):
     assert [r["model"].split()[0] for r in rows] == ["lstm", "3-gram", "lstm", "3-gram"]
     assert main(["train", "--model", "lstm", "--preset", "nanoo", "--data", toy_corpus]) == 2
     assert "did you mean 'nano'" in capsys.readouterr().err
+
+
+def test_mixed_precision_trains_and_keeps_float32_weights(toy_corpus, tmp_path):
+    history = train("transformer", "nano", toy_corpus, tmp_path / "run", log=None,
+                    train_config=small_config(steps=4, mixed_precision=True))
+    assert math.isfinite(history[-1]["loss"])
+    run = load_run(tmp_path / "run")
+    assert run.model.get_layer("block_0").dtype_policy.name == "mixed_bfloat16"
+    assert {w.dtype for w in run.model.get_weights()} == {np.dtype("float32")}
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards

@@ -17,13 +17,16 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfl.errors import TflError
+
 
 def block_input(model, config, token_ids, block=0):
     """The residual stream entering block `block` for `token_ids`, shape (1, T, d)."""
     ids = tf.constant(np.asarray(token_ids, np.int32)[None])  # (1, T)
     x = model.get_layer("token_embedding")(ids)  # (1, T, d)
     if config.position == "rotary":
-        raise NotImplementedError("attention maps are drawn for learned or sinusoidal positions")
+        raise TflError("attention maps are drawn for models with learned or sinusoidal "
+                       "positions; this one uses rotary positions")
     name = "position_embedding" if config.position == "learned" else "position_encoding"
     x = x + model.get_layer(name)(x)
     for i in range(block):
