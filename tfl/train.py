@@ -157,7 +157,7 @@ class Trainer:
     """Trains one run directory. Use `train(...)`, which builds and calls this."""
 
     def __init__(self, run_dir, model, tokenizer, model_config, train_config, data_ids,
-                 settings, log=print, extra_callbacks=(), distributed=False):
+                 log=print, extra_callbacks=(), distributed=False):
         self.run_dir = Path(run_dir)
         self.distributed = distributed
         self.model = model
@@ -165,7 +165,6 @@ class Trainer:
         self.model_config = model_config
         self.config = train_config
         self.data_ids = data_ids
-        self.settings = settings
         self.log = log or (lambda *a, **k: None)
         self.extra_callbacks = list(extra_callbacks)
         self.history = []
@@ -193,8 +192,7 @@ class Trainer:
 
     def restore_checkpoint(self):
         """Load the resume state if there is one; returns the number of completed intervals."""
-        source = self.checkpoint_dir
-        progress_file = source / "progress.json"
+        progress_file = self.checkpoint_dir / "progress.json"
         if not progress_file.is_file():
             return 0
         optimizer = self.model.optimizer
@@ -202,14 +200,14 @@ class Trainer:
         variables = self.model.variables + optimizer.variables
         try:
             progress = json.loads(progress_file.read_text())
-            with np.load(source / "variables.npz") as saved:
+            with np.load(self.checkpoint_dir / "variables.npz") as saved:
                 values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
             if len(values) != len(variables):
                 raise ValueError("variable count")
             for var, value in zip(variables, values):
                 var.assign(value)
         except (OSError, ValueError, KeyError):
-            raise TflError(f"the checkpoint in {source} is corrupt or from another "
+            raise TflError(f"the checkpoint in {self.checkpoint_dir} is corrupt or from another "
                            "model; delete that directory to start the run over") from None
         self.history = progress["history"]
         self.best_val_loss = progress["best_val_loss"]
@@ -457,7 +455,7 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         log(f"{architecture} {preset}: {model.count_params():,} parameters, vocabulary "
             f"{tok.vocab_size}, {len(ids['train']):,} training tokens, {replicas} "
             f"replica{'s' if replicas > 1 else ''} -> {out}")
-    trainer = Trainer(out, model, tok, model_config, train_config, ids, settings, log=log,
+    trainer = Trainer(out, model, tok, model_config, train_config, ids, log=log,
                       extra_callbacks=extra_callbacks, distributed=distributed)
     return trainer.fit()
 
