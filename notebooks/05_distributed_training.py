@@ -73,5 +73,7 @@ print("largest weight difference:", max(float(np.abs(x - y).max()) for x, y in z
 #
 # On a machine with GPUs the same call, `devices=N` (or `tfl train --devices N`), mirrors the
 # model over N GPUs, and on one GPU it can be split into logical GPUs the same way. Training on
-# several hosts uses `MultiWorkerMirroredStrategy`, which tfl does not support yet (Keras 3's
-# `fit` fails under it, keras-team/keras#20585).
+# several hosts (or several processes on one) uses `MultiWorkerMirroredStrategy`: print one
+# `TF_CONFIG` per worker with `tfl tf-config --workers 2`, then run the same
+# `tfl train --multi-worker ...` command in each worker's shell with its own `TF_CONFIG`. Every
+# worker's replicas share the global batch; worker 0 writes the run directory.

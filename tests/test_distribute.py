@@ -53,3 +53,58 @@ def test_devices_option_is_checked(capsys):
     assert main(["train", "--preset", "nano", "--data", "python_docs", "--devices", "two",
                  "--out", "/tmp/tfl-never-written"]) == 2
     assert "--devices takes a number" in capsys.readouterr().err
+
+
+def test_two_worker_processes_train_in_sync(tmp_path):
+    # Two workers on 127.0.0.1 (free ports chosen now), each its own process with TF_CONFIG.
+    from tfl.multi_worker import local_tf_configs
+
+    args = [sys.executable, "-m", "tfl", *map(str, train_args(
+        "transformer", "OUT", "--multi-worker", "--no-jit", "--clip-norm", "0"))]
+    workers = []
+    for index, tf_config in enumerate(local_tf_configs(2)):
+        out = tmp_path / f"worker{index}"
+        command = [str(out) if a == "OUT" else a for a in args]
+        workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env={**os.environ, "TF_CONFIG": tf_config}))
+    try:
+        outputs = [w.communicate(timeout=TIMEOUT) for w in workers]
+    finally:
+        for w in workers:  # a worker whose peer died would wait for it: never leave one behind
+            w.kill()
+    for w, (_, err) in zip(workers, outputs):
+        assert w.returncode == 0, err[-3000:]
+    chief, other = (json.loads(out) for out, _ in outputs)
+    assert chief["weights_sha256"] == other["weights_sha256"]
+    assert chief["history_loss"] == other["history_loss"]
+    # Only the chief writes its run directory ...
+    assert (tmp_path / "worker0" / "model.keras").is_file()
+    assert not (tmp_path / "worker1").exists()
+    # ... and the run is the same as one process training on one device with the same batches.
+    one = json.loads(tfl_cli(*train_args("transformer", tmp_path / "one", "--no-jit",
+                                         "--clip-norm", "0")))
+    np.testing.assert_allclose(chief["history_loss"], one["history_loss"], rtol=1e-6)
+    # The chief's checkpoint loads and evaluates on one device.
+    evaluation = json.loads(tfl_cli("eval", tmp_path / "worker0", "--split", "validation",
+                                    "--max-chars", "2000", "--json"))
+    assert np.isfinite(evaluation["rows"][0]["loss"])
+
+
+def test_multi_worker_needs_tf_config(capsys, monkeypatch):
+    from tfl.cli import main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert main(["train", "--preset", "nano", "--data", "python_docs", "--multi-worker",
+                 "--out", "/tmp/tfl-never-written"]) == 2
+    assert "needs the TF_CONFIG environment variable" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert main(["train", "--preset", "nano", "--data", "python_docs", "--multi-worker",
+                 "--out", "/tmp/tfl-never-written"]) == 2
+    assert "not a valid cluster description" in capsys.readouterr().err
+
+
+def test_tf_config_command_prints_one_config_per_worker():
+    configs = json.loads(tfl_cli("tf-config", "--workers", "3", "--json"))["tf_configs"]
+    tasks = [json.loads(c)["task"]["index"] for c in configs]
+    ports = {tuple(json.loads(c)["cluster"]["worker"]) for c in configs}
+    assert tasks == [0, 1, 2] and len(ports) == 1

@@ -71,7 +71,8 @@ def cmd_train(args):
     history = train(args.model, args.preset, args.data, out, tokenizer=args.tokenizer,
                     vocab_size=args.vocab_size, train_config=train_config,
                     model_overrides=overrides or None, data_dir=args.data_dir,
-                    log=None if args.json else print, devices=args.devices)
+                    log=None if args.json else print, devices=args.devices,
+                    multi_worker=args.multi_worker)
     last = history[-1]
     result = {"run_dir": out, "steps": last["step"], "tokens": last["tokens"],
               "history_loss": [r["loss"] for r in history],
@@ -82,6 +83,17 @@ def cmd_train(args):
     _print(args, result, lambda r: (
         f"done: {r['steps']} steps, {r['tokens']:,} tokens in {r['seconds']:.0f} s; "
         f"validation loss {r['val_loss']:.4f} (best {r['best_val_loss']:.4f}) -> {r['run_dir']}"))
+
+
+def cmd_tf_config(args):
+    from tfl.errors import TflError
+    from tfl.multi_worker import local_tf_configs
+
+    if args.workers < 1:
+        raise TflError(f"--workers must be at least 1, got {args.workers}")
+    configs = local_tf_configs(args.workers)
+    _print(args, {"tf_configs": configs}, lambda r: "\n".join(
+        f"# worker {i}:\nexport TF_CONFIG='{c}'" for i, c in enumerate(r["tf_configs"])))
 
 
 def _steps_for_epochs(args):
@@ -239,10 +251,19 @@ def build_parser():
     train.add_argument("--mixed-precision", action="store_true")
     train.add_argument("--devices", default=None,
                        help="mirror over N devices (GPUs, else N logical CPU devices) or 'auto'")
+    train.add_argument("--multi-worker", action="store_true",
+                       help="train as one worker of the cluster in TF_CONFIG "
+                            "(see `tfl tf-config`); only the chief writes --out")
     train.add_argument("--out", help="run directory (default saved_models/MODEL-PRESET-CORPUS)")
     _add_data_source(train)
     _add_common(train)
     train.set_defaults(handler=cmd_train)
+
+    tf_config = commands.add_parser(
+        "tf-config", help="print a TF_CONFIG per worker for a cluster on this machine")
+    tf_config.add_argument("--workers", type=int, default=2)
+    _add_common(tf_config)
+    tf_config.set_defaults(handler=cmd_tf_config, needs_tensorflow=False)
 
     evaluate = commands.add_parser("eval", help="perplexity and bits per character of a run")
     evaluate.add_argument("run_dir")

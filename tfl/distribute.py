@@ -3,8 +3,7 @@
 tfl uses TensorFlow's own engine and adds no distribution code of its own: with
 `MirroredStrategy` one process holds a model replica per device, each global batch is split
 across the replicas, and gradients are all-reduced every step, so the replicas stay identical.
-(Several workers, `MultiWorkerMirroredStrategy`, are not supported yet: Keras 3's `fit` fails
-under it, keras-team/keras#20585.)
+Several processes or hosts (`MultiWorkerMirroredStrategy`) are in `tfl.multi_worker`.
 
 With no GPU, one CPU can be split into N *logical* devices (before TensorFlow starts), which
 is how tfl's multi-device code is taught and tested on a laptop. It shows the mechanics and the

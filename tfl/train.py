@@ -242,8 +242,7 @@ class Trainer:
         self.history.append(record)
         if record["val_loss"] is not None and record["val_loss"] < self.best_val_loss:
             self.best_val_loss = record["val_loss"]
-            self.model.save(self.run_dir / ".best.keras.tmp.keras")
-            (self.run_dir / ".best.keras.tmp.keras").replace(self.run_dir / "best.keras")
+            self.save_best()
         self._save_checkpoint(epoch + 1)
         self._write_history()
         val = f"  val {record['val_loss']:.4f}" if record["val_loss"] is not None else ""
@@ -255,6 +254,10 @@ class Trainer:
             # (Under a strategy the weights live on several devices; sample after training
             # with `tfl generate` instead.)
             self.log("  sample: " + repr(self.sample()))
+
+    def save_best(self):
+        self.model.save(self.run_dir / ".best.keras.tmp.keras")
+        (self.run_dir / ".best.keras.tmp.keras").replace(self.run_dir / "best.keras")
 
     def sample(self):
         """A greedy continuation of the sample prompt (the decoder is compiled once per run)."""
@@ -372,7 +375,7 @@ def plot_history(history, path, title=""):
 
 def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=None,
           train_config=None, model_overrides=None, data_dir=None, log=print,
-          extra_callbacks=(), devices=None):
+          extra_callbacks=(), devices=None, multi_worker=False):
     """Train a model into the run directory `out`, resuming if `out` holds the same run.
 
     Args:
@@ -386,6 +389,8 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         model_overrides: config fields to change from the preset, e.g. {"dropout": 0.1}.
         devices: None (the default device), "auto" or a number of devices to mirror over
             (see `tfl.distribute.get_strategy`); `train_config.batch_size` is the global batch.
+        multi_worker: train as one worker of the cluster in `TF_CONFIG`
+            (see `tfl.multi_worker`); only the chief writes `out`.
 
     Returns the run's `History`: one dict per interval, and `weights_sha256` of the final weights.
 
@@ -404,28 +409,44 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
 
     train_config = train_config or TrainConfig()
     out = Path(out)
+    chief = True
+    if multi_worker:
+        from tfl import multi_worker as mw
+
+        if devices:
+            raise TflError("--multi-worker and --devices do not combine; each worker uses "
+                           "its default device")
+        if train_config.mixed_precision:
+            raise TflError("--mixed-precision is not supported with --multi-worker yet")
+        # The cluster must start before any other TensorFlow op runs.
+        strategy = mw.make_strategy()
+        chief = mw.is_chief(strategy)
     data = {"corpus": str(corpus), "tokenizer": tokenizer, "vocab_size": vocab_size}
     corpus_obj = load_corpus(corpus, data_dir=data_dir)
     existing = (out / "config.json").is_file()
-    if existing:
+    if existing and chief:
         tok = load_tokenizer(out / TOKENIZER_DIR)
     else:
+        # (Other workers learn the same tokenizer from the same text rather than race the
+        # chief for its files.)
         tok = build_tokenizer(tokenizer, corpus_obj.train, vocab_size=vocab_size)
     model_config = config_class(architecture).from_preset(
         preset, vocab_size=tok.vocab_size, **(model_overrides or {}))
     settings = run_settings(model_config, train_config, data)
-    if existing:
+    if existing and chief:
         previous = read_run_settings(out)
         previous.pop("model_config")
         if {k: previous.get(k) for k in ("model", "train", "data")} != {
                 k: settings[k] for k in ("model", "train", "data")}:
             raise TflError(f"{out} holds a run with other settings; choose another --out "
                            "or delete that directory to start over")
-    elif out.exists() and any(out.iterdir()):
+    elif chief and out.exists() and any(out.iterdir()):
         raise TflError(f"{out} exists and is not a tfl run; choose another --out")
 
     ids = encode_splits(corpus_obj, tok, splits=("train", "validation"))
-    if devices:
+    if multi_worker:
+        pass
+    elif devices:
         from tfl.distribute import get_strategy
 
         strategy = get_strategy(devices)
@@ -446,7 +467,7 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
             compile_model(model, train_config, distributed=distributed)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    if not existing:
+    if not existing and chief:
         out.mkdir(parents=True, exist_ok=True)
         tok.save(out / TOKENIZER_DIR)
         write_json_atomic(out / "config.json", settings)
@@ -457,6 +478,8 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
             f"replica{'s' if replicas > 1 else ''} -> {out}")
     trainer = Trainer(out, model, tok, model_config, train_config, ids, log=log,
                       extra_callbacks=extra_callbacks, distributed=distributed)
+    if multi_worker:
+        return mw.fit_multi_worker(trainer, strategy)
     return trainer.fit()
 
 

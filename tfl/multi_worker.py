@@ -1,0 +1,184 @@
+"""Training on several worker processes (or hosts) with `MultiWorkerMirroredStrategy`.
+
+Every worker runs the same `tfl train --multi-worker ...` command with its own `TF_CONFIG`
+(the cluster's addresses and this worker's index). TensorFlow's collective all-reduce keeps the
+replicas identical; tfl adds no communication of its own.
+
+Keras 3's `fit` does not run under this strategy (keras-team/keras#20585), so these runs use a
+short custom loop over `strategy.run` with the same model, optimizer, loss, data order and run
+directory as `fit`. The chief (worker 0) writes the run directory; the other workers only read
+its checkpoint when resuming, so `--out` must be a path every worker sees (a shared filesystem
+across hosts).
+
+To try it on one machine, open one terminal per worker:
+
+    tfl tf-config --workers 2                  # prints one TF_CONFIG per worker
+    TF_CONFIG='...' tfl train --multi-worker --preset nano --data python_docs --out runs/mw
+
+>>> configs = local_tf_configs(2)
+>>> [json.loads(c)["task"] for c in configs]
+[{'type': 'worker', 'index': 0}, {'type': 'worker', 'index': 1}]
+"""
+
+import json
+import math
+import os
+import socket
+import time
+
+from tfl.errors import TflError
+
+
+def free_ports(count):
+    """`count` TCP ports on 127.0.0.1 that are free right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def local_tf_configs(num_workers, ports=None):
+    """One `TF_CONFIG` JSON string per worker of a cluster on 127.0.0.1."""
+    ports = ports or free_ports(num_workers)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(num_workers)]
+
+
+def read_tf_config():
+    """This process's `TF_CONFIG`, checked; raises `TflError` naming what is wrong."""
+    raw = os.environ.get("TF_CONFIG")
+    hint = "print one per worker with `tfl tf-config --workers N`"
+    if not raw:
+        raise TflError(f"--multi-worker needs the TF_CONFIG environment variable; {hint}")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError):
+        raise TflError(f"TF_CONFIG is not a valid cluster description; {hint}") from None
+    if task.get("type") not in ("worker", "chief") or not 0 <= index < len(
+            config["cluster"].get(task.get("type"), [])):
+        raise TflError(f"TF_CONFIG's task {task} is not in its cluster; {hint}")
+    return config
+
+
+def make_strategy(timeout_seconds=600):
+    """A `MultiWorkerMirroredStrategy` from `TF_CONFIG`. Must run before any other TensorFlow
+    op; a collective that waits longer than `timeout_seconds` (a dead worker) fails the run."""
+    read_tf_config()
+    import tensorflow as tf
+
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except (RuntimeError, ValueError) as error:
+        raise TflError(f"cannot start the worker cluster from TF_CONFIG ({error}); start "
+                       "--multi-worker runs in a fresh process") from None
+
+
+def is_chief(strategy):
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def fit_multi_worker(trainer, strategy):
+    """Run `trainer` (a `tfl.train.Trainer`) with a custom loop under `strategy`.
+
+    Same steps as `Trainer.fit`: checkpoints and history after every interval (chief only),
+    validation loss on the same batches, `model.keras` at the end.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfl.data.pipeline import make_dataset
+    from tfl.train import History, plot_history, weights_digest
+
+    cfg, model, seq_len = trainer.config, trainer.model, trainer.model_config.seq_len
+    chief = is_chief(strategy)
+    optimizer = model.optimizer
+    with strategy.scope():
+        start_interval = trainer.restore_checkpoint()
+    # Every worker must resume from the same point, or the replicas would differ. The
+    # variance of the workers' start points is zero exactly when they agree; every worker
+    # computes the same verdict, so they stop together.
+    point = tf.constant([start_interval, start_interval ** 2], tf.float64)
+    mean_point = tf.function(lambda: strategy.reduce("MEAN", strategy.run(lambda: point), None))
+    mean, mean_square = mean_point().numpy()
+    if mean_square != mean ** 2:
+        raise TflError("the workers see different checkpoints in --out; put the run directory "
+                       "on a filesystem every worker shares")
+    if start_interval >= cfg.num_intervals:
+        trainer.log(f"{trainer.run_dir} is already trained ({trainer.total_steps} steps)")
+        return History(trainer.history, weights_sha256=weights_digest(model))
+
+    options = tf.data.Options()
+    # Every worker reads the same stream and keeps its replicas' slices of each global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = make_dataset(trainer.data_ids["train"], seq_len, cfg.batch_size,
+                            stride=cfg.stride or None, shuffle=True, seed=cfg.seed, repeat=True,
+                            split_name="train").skip(start_interval * cfg.steps_per_interval)
+    val_ds = make_dataset(trainer.data_ids["validation"], seq_len, cfg.batch_size,
+                          split_name="validation", cache=False)
+    if cfg.eval_batches:
+        val_ds = val_ds.take(cfg.eval_batches)
+    train_iter = iter(strategy.experimental_distribute_dataset(train_ds.with_options(options)))
+    val_ds = strategy.experimental_distribute_dataset(val_ds.with_options(options))
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+            # The optimizer sums gradients over replicas: scale so the sum is the global mean,
+            # as `fit` does.
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    def replica_eval_step(x, y):
+        return tf.reduce_mean(loss_fn(y, model(x, training=False)))
+
+    @tf.function
+    def train_step(iterator):
+        losses = strategy.run(replica_train_step, args=next(iterator))
+        return strategy.reduce("MEAN", losses, axis=None)
+
+    @tf.function
+    def eval_step(x, y):
+        return strategy.reduce("MEAN", strategy.run(replica_eval_step, args=(x, y)), axis=None)
+
+    if not chief:
+        # Only the chief writes the run directory.
+        trainer._save_checkpoint = lambda completed: None
+        trainer._write_history = lambda: None
+        trainer.save_best = lambda: None
+    for interval in range(start_interval, cfg.num_intervals):
+        trainer._interval_index, trainer._interval_started = interval, time.perf_counter()
+        losses = []
+        for batch in range(cfg.steps_per_interval):
+            losses.append(float(train_step(train_iter)))
+            trainer._on_batch_end(batch, {"loss": float(np.mean(losses))})
+        val_loss = float(np.mean([float(eval_step(x, y)) for x, y in val_ds]))
+        train_loss = float(np.mean(losses))
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            step = interval * cfg.steps_per_interval
+            raise TflError(f"the loss became NaN after step {step}; lower --learning-rate "
+                           "or keep gradient clipping on")
+        trainer._on_interval_end(interval, {"loss": train_loss, "val_loss": val_loss})
+    if chief:
+        model.save(trainer.run_dir / "model.keras")
+        plot_history(trainer.history, trainer.run_dir / "loss.png", title=trainer.run_dir.name)
+    return History(trainer.history, weights_sha256=weights_digest(model))
