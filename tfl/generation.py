@@ -189,7 +189,7 @@ def generate_ids(model, config, prompt_ids, max_new_tokens, sampler="greedy", ca
     return decode_loop(decoder, prompt_ids, max_new_tokens, chosen, config.seq_len, on_token)
 
 
-class _TextStream:
+class TextStream:
     """Turns generated ids into text pieces as they come, holding back an incomplete character."""
 
     def __init__(self, tokenizer, on_text):
@@ -232,7 +232,7 @@ def generate(run, prompt="", max_new_tokens=200, sampler="top_k", temperature=1.
     if isinstance(run, (str, Path)):
         run = load_run(run)
     prompt_ids = run.tokenizer.encode(prompt, errors="strict")
-    stream = _TextStream(run.tokenizer, on_text) if on_text else None
+    stream = TextStream(run.tokenizer, on_text) if on_text else None
     ids = generate_ids(run.model, run.model_config, prompt_ids, max_new_tokens, sampler=sampler,
                        cached=cached, on_token=stream, temperature=temperature, top_k=top_k,
                        top_p=top_p, num_beams=num_beams, seed=seed)

@@ -1,0 +1,214 @@
+"""Export a trained model: a SavedModel for servers, TFLite files for phones and boards.
+
+Both are written from the model's tf_keras twin (`tfl.twin`), so that an LSTM converts to
+TFLite's fused `UNIDIRECTIONAL_SEQUENCE_LSTM` op and a pruned or clustered twin exports the
+same way as a dense one. Every file has two signatures:
+
+- `serving_default`: `tokens` int32 `(batch, seq_len)` -> `logits` float32 `(batch, seq_len,
+  vocab)`; the whole window at once (what perplexity is measured with).
+- `step`, for generating one token at a time on the device:
+  - LSTM: `token` `(1,)`, `h` and `c` `(layers, 1, hidden)` -> `logits` `(1, vocab)` and the
+    new `h`, `c`. The state carries the whole history; each token costs the same.
+  - Transformer: `tokens` `(1, seq_len)`, a fixed window padded on the right, and `length`
+    `(1,)` -> `logits` `(1, vocab)` at position `length - 1`. (A causal model ignores the
+    padding; there is no key/value cache in the file, so each token re-reads the window.)
+
+TFLite variants (`QUANTIZATIONS`), builtin ops only:
+- float32: the reference; its logits match the Keras model's to about 1e-6.
+- float16: weights stored as float16, computed in float32.
+- dynamic-int8: weights stored as int8 with a scale per output channel; activations float.
+- int8: weights and activations int8 ("full integer"), calibrated on windows drawn from the
+  training split; inputs and outputs stay int32 tokens and float32 logits.
+
+>>> QUANTIZATIONS
+('float32', 'float16', 'dynamic-int8', 'int8')
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfl.errors import TflError
+from tfl.io import atomic_directory, write_json_atomic
+
+QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
+
+
+class LanguageModelSignatures(tf.Module):
+    """The exported functions of a twin. `batch` is None for SavedModel, 1 for TFLite."""
+
+    def __init__(self, twin, config, batch=None):
+        super().__init__()
+        self.twin, self.config = twin, config
+        seq_len = config.seq_len
+        self.serving = tf.function(
+            self._logits,
+            input_signature=[tf.TensorSpec([batch, seq_len], tf.int32, name="tokens")])
+        if config.architecture == "lstm":
+            state = tf.TensorSpec([config.num_layers, 1, config.hidden_dim], tf.float32)
+            self.step = tf.function(self._lstm_step, input_signature=[
+                tf.TensorSpec([1], tf.int32, name="token"),
+                tf.TensorSpec(state.shape, tf.float32, name="h"),
+                tf.TensorSpec(state.shape, tf.float32, name="c")])
+        else:
+            self.step = tf.function(self._window_step, input_signature=[
+                tf.TensorSpec([1, seq_len], tf.int32, name="tokens"),
+                tf.TensorSpec([1], tf.int32, name="length")])
+
+    def _logits(self, tokens):
+        return {"logits": self.twin(tokens, training=False)}
+
+    def _window_step(self, tokens, length):
+        logits = self.twin(tokens, training=False)  # (1, T, vocab)
+        return {"logits": tf.gather(logits, length - 1, axis=1)[:, 0]}
+
+    def _lstm_step(self, token, h, c):
+        x = self.twin.get_layer("token_embedding")(token)  # (1, e)
+        new_h, new_c = [], []
+        for i in range(self.config.num_layers):
+            cell = _unwrapped(self.twin.get_layer(f"lstm_{i}")).cell
+            x, (h_i, c_i) = cell(x, [h[i], c[i]], training=False)
+            new_h.append(h_i)
+            new_c.append(c_i)
+        logits = self.twin.get_layer("logits")(x)
+        return {"logits": logits, "h": tf.stack(new_h), "c": tf.stack(new_c)}
+
+    def signatures(self):
+        return {"serving_default": self.serving.get_concrete_function(),
+                "step": self.step.get_concrete_function()}
+
+
+def _unwrapped(layer):
+    return getattr(layer, "layer", layer)
+
+
+def save_signatures(twin, config, directory, batch=None):
+    module = LanguageModelSignatures(twin, config, batch=batch)
+    tf.saved_model.save(module, str(directory), signatures=module.signatures())
+
+
+def export_saved_model(twin, config, directory):
+    """Write a SavedModel (signatures `serving_default` and `step`) to `directory`.
+
+    Reload it with `tf.saved_model.load(directory).signatures["serving_default"]`.
+    """
+    with atomic_directory(Path(directory)) as tmp:
+        save_signatures(twin, config, tmp)
+
+
+def representative_windows(train_ids, seq_len, count=64, seed=0):
+    """`count` windows of `seq_len` ids from random places in the training split."""
+    ids = np.asarray(train_ids, dtype=np.int32)
+    if len(ids) <= seq_len:
+        raise TflError(f"the training split has {len(ids)} tokens, fewer than one window of "
+                       f"{seq_len}; full int8 needs a longer corpus to calibrate on")
+    starts = np.random.default_rng(seed).integers(0, len(ids) - seq_len, count)
+    return np.stack([ids[s:s + seq_len] for s in starts])
+
+
+def _representative_dataset(signatures, windows):
+    """Calibration examples for both signatures; the LSTM step sees the states it meets when
+    reading real text."""
+    config = signatures.config
+
+    def examples():
+        for window in windows:
+            yield "serving_default", {"tokens": window[None]}
+            if config.architecture == "lstm":
+                shape = (config.num_layers, 1, config.hidden_dim)
+                h, c = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+                for t in range(0, len(window), max(1, len(window) // 8)):
+                    yield "step", {"token": window[t:t + 1], "h": h, "c": c}
+                    out = signatures.step(tf.constant(window[t:t + 1]), h, c)
+                    h, c = out["h"].numpy(), out["c"].numpy()
+            else:
+                length = np.array([np.random.default_rng(int(window[0])).integers(
+                    1, len(window) + 1)], np.int32)
+                yield "step", {"tokens": window[None], "length": length}
+    return examples
+
+
+def convert_to_tflite(twin, config, quantization="float32", calibration_windows=None):
+    """The bytes of a TFLite model of `twin` with the given quantization (see module doc)."""
+    if quantization not in QUANTIZATIONS:
+        raise TflError(f"unknown quantization {quantization!r}; choose one of "
+                       f"{', '.join(QUANTIZATIONS)}")
+    signatures = LanguageModelSignatures(twin, config, batch=1)
+    scratch = Path(tempfile.mkdtemp(prefix="tfl-tflite-"))
+    try:
+        tf.saved_model.save(signatures, str(scratch), signatures=signatures.signatures())
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(scratch), signature_keys=["serving_default", "step"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            if calibration_windows is None:
+                raise TflError("full int8 quantization needs calibration windows from the "
+                               "training split")
+            converter.representative_dataset = _representative_dataset(
+                signatures, calibration_windows)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises many types; all mean "cannot convert"
+            message = str(error).strip().splitlines()
+            raise TflError(
+                f"this model cannot be converted to TFLite as {quantization} with builtin ops "
+                f"({message[-1][:200] if message else type(error).__name__}); "
+                "try --quantize dynamic-int8 or float32") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def save_export_metadata(run, directory):
+    """The tokenizer and config beside the exported files, so they generate on their own."""
+    from tfl.models import config_to_dict
+    from tfl.run import TOKENIZER_DIR
+
+    run.tokenizer.save(Path(directory) / TOKENIZER_DIR)
+    write_json_atomic(Path(directory) / "config.json", {
+        **{k: v for k, v in run.settings.items() if k != "model_config"},
+        "model": config_to_dict(run.model_config),
+    })
+
+
+def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_dir=None):
+    """Export a run directory: SavedModel and/or TFLite files, with tokenizer and config.
+
+    Returns {"saved_model": path or None, "tflite": {quantization: path}}.
+    """
+    from tfl.run import load_run
+    from tfl.twin import make_twin
+
+    run = load_run(run_dir)
+    twin = make_twin(run.model, run.model_config)
+    calibration = None
+    if "int8" in quantizations:
+        calibration = calibration_windows_for_run(run, data_dir=data_dir)
+    out = Path(out)
+    result = {"saved_model": None, "tflite": {}}
+    with atomic_directory(out) as tmp:
+        save_export_metadata(run, tmp)
+        if saved_model:
+            save_signatures(twin, run.model_config, tmp / "saved_model")
+            result["saved_model"] = str(out / "saved_model")
+        for quantization in quantizations:
+            data = convert_to_tflite(twin, run.model_config, quantization, calibration)
+            (tmp / f"model-{quantization}.tflite").write_bytes(data)
+            result["tflite"][quantization] = str(out / f"model-{quantization}.tflite")
+    return result
+
+
+def calibration_windows_for_run(run, count=64, data_dir=None):
+    from tfl.data import load_corpus
+
+    corpus = load_corpus(run.settings["data"]["corpus"], data_dir=data_dir)
+    # A slice of the training text is enough to draw `count` windows from.
+    text = corpus.train[: 200 * count * run.model_config.seq_len]
+    return representative_windows(run.tokenizer.encode(text), run.model_config.seq_len, count)
