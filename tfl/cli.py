@@ -161,17 +161,53 @@ def cmd_generate(args):
     def stream(piece):
         print(piece, end="", flush=True)
 
+    if (args.run_dir is None) == (args.tflite is None):
+        from tfl.errors import TflError
+
+        raise TflError("give either a run directory or --tflite FILE")
     if not args.json:
         print(args.prompt, end="", flush=True)
-    text = generate(args.run_dir, args.prompt, args.max_new_tokens, sampler=args.sampler,
-                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    num_beams=args.num_beams, seed=args.seed, cached=not args.no_cache,
-                    on_text=None if args.json else stream)
+    if args.tflite:
+        from tfl.litert import generate_tflite
+
+        text = generate_tflite(args.tflite, args.prompt, args.max_new_tokens,
+                               sampler=args.sampler, temperature=args.temperature,
+                               top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                               on_text=None if args.json else stream)
+    else:
+        text = generate(args.run_dir, args.prompt, args.max_new_tokens, sampler=args.sampler,
+                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                        num_beams=args.num_beams, seed=args.seed, cached=not args.no_cache,
+                        on_text=None if args.json else stream)
     if args.json:
         print(json.dumps({"prompt": args.prompt, "text": text, "sampler": args.sampler,
                           "seed": args.seed}, ensure_ascii=False, indent=2))
     else:
         print()
+
+
+# --- tfl export / optimize ---------------------------------------------------------------------
+
+
+def cmd_export(args):
+    from tfl.export import export_run
+
+    result = export_run(args.run_dir, args.out, quantizations=args.quantize,
+                        saved_model=not args.no_saved_model, data_dir=args.data_dir)
+    _print(args, result, lambda r: "\n".join(
+        ([f"SavedModel: {r['saved_model']}"] if r["saved_model"] else [])
+        + [f"TFLite {q}: {path}" for q, path in r["tflite"].items()]))
+
+
+def cmd_optimize(args):
+    from tfl.compress import optimize_run, render_report
+
+    report = optimize_run(args.run_dir, args.out, prune=args.prune, quantize=args.quantize,
+                          clusters=args.cluster, qat=args.qat,
+                          fine_tune_steps=args.fine_tune_steps, batch_size=args.batch_size,
+                          max_chars=args.max_chars, data_dir=args.data_dir,
+                          log=None if args.json else print)
+    _print(args, report, lambda r: render_report(r) + f"\nwritten to {r['out']}")
 
 
 # --- tfl quickstart ---------------------------------------------------------------------------
@@ -289,7 +325,9 @@ def build_parser():
     ngram.set_defaults(handler=cmd_ngram, needs_tensorflow=False)
 
     gen = commands.add_parser("generate", help="generate text from a run, streamed as it comes")
-    gen.add_argument("run_dir")
+    gen.add_argument("run_dir", nargs="?")
+    gen.add_argument("--tflite", metavar="FILE",
+                     help="generate from an exported .tflite file instead of a run")
     gen.add_argument("--prompt", default="", help="text to continue (default: start of text)")
     gen.add_argument("--max-new-tokens", type=int, default=200)
     gen.add_argument("--sampler", default="top_k",
@@ -303,6 +341,38 @@ def build_parser():
                      help="recompute the whole window for every token (slow; for comparison)")
     _add_common(gen)
     gen.set_defaults(handler=cmd_generate)
+
+    export = commands.add_parser("export", help="export a run to SavedModel and TFLite")
+    export.add_argument("run_dir")
+    export.add_argument("--out", required=True, help="directory to write (replaced if present)")
+    export.add_argument("--quantize", nargs="+", default=["float32"],
+                        choices=["float32", "float16", "dynamic-int8", "int8"],
+                        help="TFLite variants to write (default float32)")
+    export.add_argument("--no-saved-model", action="store_true")
+    _add_data_source(export)
+    _add_common(export)
+    export.set_defaults(handler=cmd_export)
+
+    opt = commands.add_parser(
+        "optimize", help="prune, cluster and quantize a run; measure every TFLite variant")
+    opt.add_argument("run_dir")
+    opt.add_argument("--out", required=True, help="directory to write (replaced if present)")
+    opt.add_argument("--prune", type=float, default=0.8,
+                     help="target sparsity of the pruned variant (0: no pruning; default 0.8)")
+    opt.add_argument("--quantize", default="dynamic-int8",
+                     help="quantization of the pruned variant: dynamic-int8 (default), int8 "
+                          "(full integer), float16 or float32")
+    opt.add_argument("--cluster", type=int, default=16,
+                     help="clusters per weight matrix (0: no clustering; default 16)")
+    opt.add_argument("--qat", action="store_true",
+                     help="also run quantization-aware training (Dense layers)")
+    opt.add_argument("--fine-tune-steps", type=int, default=300)
+    opt.add_argument("--batch-size", type=int, default=None)
+    opt.add_argument("--max-chars", type=int, default=None,
+                     help="measure perplexity on the first N characters of validation only")
+    _add_data_source(opt)
+    _add_common(opt)
+    opt.set_defaults(handler=cmd_optimize)
 
     quick = commands.add_parser(
         "quickstart", help="the whole path end to end: corpus to summary table and plots"

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfl.errors import TflError
 from tfl.io import atomic_directory, write_json_atomic
+from tfl.twin import find_layer
 
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
 
@@ -66,23 +67,19 @@ class LanguageModelSignatures(tf.Module):
         return {"logits": tf.gather(logits, length - 1, axis=1)[:, 0]}
 
     def _lstm_step(self, token, h, c):
-        x = self.twin.get_layer("token_embedding")(token)  # (1, e)
+        x = find_layer(self.twin, "token_embedding", inner=False)(token)  # (1, e)
         new_h, new_c = [], []
         for i in range(self.config.num_layers):
-            cell = _unwrapped(self.twin.get_layer(f"lstm_{i}")).cell
+            cell = find_layer(self.twin, f"lstm_{i}").cell
             x, (h_i, c_i) = cell(x, [h[i], c[i]], training=False)
             new_h.append(h_i)
             new_c.append(c_i)
-        logits = self.twin.get_layer("logits")(x)
+        logits = find_layer(self.twin, "logits", inner=False)(x)
         return {"logits": logits, "h": tf.stack(new_h), "c": tf.stack(new_c)}
 
     def signatures(self):
         return {"serving_default": self.serving.get_concrete_function(),
                 "step": self.step.get_concrete_function()}
-
-
-def _unwrapped(layer):
-    return getattr(layer, "layer", layer)
 
 
 def save_signatures(twin, config, directory, batch=None):

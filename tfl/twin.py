@@ -26,6 +26,7 @@ True
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfl.errors import TflError
@@ -35,8 +36,12 @@ keras2 = tf_keras
 
 
 @tf_keras.utils.register_keras_serializable(package="tfl_twin")
-class AddPositions(tf_keras.layers.Layer):
-    """Adds a `(seq_len, width)` position table to `(batch, seq_len, width)` embeddings."""
+class AddPositions(tf_keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer):
+    """Adds a `(seq_len, width)` position table to `(batch, seq_len, width)` embeddings.
+
+    A learned table opts in to magnitude pruning (`PrunableLayer`); a fixed sinusoid has
+    nothing to prune.
+    """
 
     def __init__(self, seq_len, width, trainable_table=True, **kwargs):
         super().__init__(**kwargs)
@@ -50,6 +55,9 @@ class AddPositions(tf_keras.layers.Layer):
     def call(self, inputs):
         return inputs + self.table[: tf.shape(inputs)[1]]
 
+    def get_prunable_weights(self):
+        return [self.table] if self.trainable_table else []
+
     def get_config(self):
         return {**super().get_config(), "seq_len": self.seq_len, "width": self.width,
                 "trainable_table": self.trainable_table}
@@ -60,63 +68,59 @@ def custom_objects():
     return {"AddPositions": AddPositions}
 
 
-def _identity(layer):
-    return layer
-
-
-def build_twin(config, wrap=_identity):
+def build_twin(config):
     """A `tf_keras.Model` of `config`'s architecture (random weights).
 
-    `wrap(layer)` is applied to each layer TF-MOT may compress (embedding, attention, MLP and
-    output Dense layers, LSTM layers); the default leaves them as they are.
     """
     if config.architecture == "lstm":
-        return _build_lstm_twin(config, wrap)
+        return _build_lstm_twin(config)
     if config.position == "rotary":
         raise TflError("models with rotary positions cannot be compressed or exported yet; "
                        "train with --position learned (the default) or sinusoidal")
-    return _build_transformer_twin(config, wrap)
+    return _build_transformer_twin(config)
 
 
-def _build_transformer_twin(config, wrap):
+def _build_transformer_twin(config):
     layers = tf_keras.layers
     d, eps = config.hidden_dim, config.layer_norm_epsilon
     token_ids = tf_keras.Input(shape=(config.seq_len,), dtype="int32", name="token_ids")
-    x = wrap(layers.Embedding(config.vocab_size, d, name="token_embedding"))(token_ids)
+    x = layers.Embedding(config.vocab_size, d, name="token_embedding")(token_ids)
     if config.position in ("learned", "sinusoidal"):
-        x = AddPositions(config.seq_len, d, trainable_table=config.position == "learned",
-                         name="positions")(x)
+        x = AddPositions(config.seq_len, d, name="positions",
+                         trainable_table=config.position == "learned")(x)
     x = layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for i in range(config.num_layers):
         # Pre-LayerNorm block, as keras-hub's TransformerDecoder(normalize_first=True).
         h = layers.LayerNormalization(epsilon=eps, name=f"block_{i}_attention_norm")(x)
-        attention = wrap(layers.MultiHeadAttention(
+        attention = layers.MultiHeadAttention(
             config.num_heads, d // config.num_heads, dropout=config.dropout,
-            name=f"block_{i}_attention"))
+            name=f"block_{i}_attention")
         h = attention(h, h, use_causal_mask=True)
         h = layers.Dropout(config.dropout, name=f"block_{i}_attention_dropout")(h)
         x = layers.Add(name=f"block_{i}_attention_residual")([x, h])
         h = layers.LayerNormalization(epsilon=eps, name=f"block_{i}_ffn_norm")(x)
-        h = wrap(layers.Dense(config.ffn_dim, activation="gelu", name=f"block_{i}_ffn_in"))(h)
-        h = wrap(layers.Dense(d, name=f"block_{i}_ffn_out"))(h)
+        h = layers.Dense(config.ffn_dim, name=f"block_{i}_ffn_in")(h)
+        # A separate activation layer: TF-MOT's quantization-aware Dense knows no GELU.
+        h = layers.Activation("gelu", name=f"block_{i}_ffn_gelu")(h)
+        h = layers.Dense(d, name=f"block_{i}_ffn_out")(h)
         h = layers.Dropout(config.dropout, name=f"block_{i}_ffn_dropout")(h)
         x = layers.Add(name=f"block_{i}_ffn_residual")([x, h])
     x = layers.LayerNormalization(epsilon=eps, name="final_norm")(x)
-    logits = wrap(layers.Dense(config.vocab_size, use_bias=False, name="logits"))(x)
+    logits = layers.Dense(config.vocab_size, use_bias=False, name="logits")(x)
     return tf_keras.Model(token_ids, logits, name="transformer_twin")
 
 
-def _build_lstm_twin(config, wrap):
+def _build_lstm_twin(config):
     layers = tf_keras.layers
     token_ids = tf_keras.Input(shape=(config.seq_len,), dtype="int32", name="token_ids")
-    x = wrap(layers.Embedding(config.vocab_size, config.embedding_dim,
-                              name="token_embedding"))(token_ids)
+    x = layers.Embedding(config.vocab_size, config.embedding_dim,
+                         name="token_embedding")(token_ids)
     x = layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for i in range(config.num_layers):
-        x = wrap(layers.LSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}"))(x)
+        x = layers.LSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}")(x)
         x = layers.Dropout(config.dropout, name=f"lstm_{i}_dropout")(x)
-    logits = wrap(layers.Dense(config.vocab_size, use_bias=not config.tie_weights,
-                               name="logits"))(x)
+    logits = layers.Dense(config.vocab_size, use_bias=not config.tie_weights,
+                          name="logits")(x)
     return tf_keras.Model(token_ids, logits, name="lstm_twin")
 
 
@@ -125,10 +129,19 @@ def unwrapped(layer):
     return getattr(layer, "layer", layer)
 
 
+def find_layer(twin, name, inner=True):
+    """The twin's layer called `name`, looking inside TF-MOT wrappers (which rename it);
+    `inner=False` returns the wrapper itself."""
+    for layer in twin.layers:
+        if unwrapped(layer).name == name:
+            return unwrapped(layer) if inner else layer
+    raise KeyError(f"the twin has no layer {name!r}")
+
+
 def copy_weights_to_twin(model, twin, config):
     """Copy a Keras 3 tfl model's weights into its twin, layer by layer and role by role."""
     def twin_layer(name):
-        return unwrapped(twin.get_layer(name))
+        return find_layer(twin, name)
 
     embedding = model.get_layer("token_embedding")
     twin_layer("token_embedding").set_weights([embedding.embeddings.numpy()])
@@ -172,10 +185,17 @@ def copy_weights_to_twin(model, twin, config):
     return twin
 
 
-def make_twin(model, config, wrap=_identity):
-    """`build_twin` then `copy_weights_to_twin`: the tf_keras twin of a trained model."""
-    twin = build_twin(config, wrap)
-    return copy_weights_to_twin(model, twin, config)
+def make_twin(model, config, wrap=None):
+    """The tf_keras twin of a trained model: `build_twin`, then `copy_weights_to_twin`.
+
+    `wrap(layer)`, if given, may return a TF-MOT wrapper around a (weighted, built) layer or
+    the layer itself; the twin is then cloned with it, the way TF-MOT expects.
+    """
+    twin = copy_weights_to_twin(model, build_twin(config), config)
+    if wrap is None:
+        return twin
+    with tf_keras.utils.custom_object_scope(custom_objects()):
+        return tf_keras.models.clone_model(twin, clone_function=wrap)
 
 
 def twin_matches(model, twin, config, seed=0):

@@ -1,0 +1,113 @@
+"""Compression targets on the char-cpu models trained on Tiny Shakespeare.
+
+    python bench/compression.py [--runs saved_models/bench] [--fine-tune-steps 300]
+
+Trains the char-cpu Transformer (2,000 steps) and LSTM (300 steps, batch 32), or reuses them
+if the run directories exist, then runs `tfl optimize` on each (80% pruning + dynamic int8,
+16-cluster clustering, full int8) and checks the targets:
+
+- dynamic-range int8 at least 3.5x smaller than float32, perplexity within 2% of Keras;
+- 80% sparse + int8 at least 10x smaller than float32 after gzip, perplexity within 10%;
+- TFLite float32 logits within 1e-4 of the Keras model's.
+
+Writes bench/results/compression.json and the two reports' size-versus-perplexity plots.
+"""
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from common import REPO, RESULTS, machine_info, matmul_peak_gflops, print_table, write_result
+
+TARGETS = {"int8_size_ratio": 3.5, "int8_perplexity": 0.02, "sparse_gzip_ratio": 10.0,
+           "sparse_perplexity": 0.10, "float32_logits": 1e-4}
+RUNS = {
+    "transformer": dict(steps=2000, batch_size=12),
+    "lstm": dict(steps=300, batch_size=32),
+}
+
+
+def trained_run(architecture, runs_dir, corpus):
+    from tfl.train import TrainConfig, train
+
+    out = Path(runs_dir) / f"{architecture}-char-cpu"
+    settings = RUNS[architecture]
+    train(architecture, "char-cpu", corpus, out, log=None, train_config=TrainConfig(
+        steps=settings["steps"], batch_size=settings["batch_size"], sample_tokens=0))
+    return out
+
+
+def float32_logit_difference(run_dir, tflite_path, windows=8):
+    """Largest |TFLite float32 logit - Keras logit| over validation-like random windows."""
+    from tfl.litert import LiteRTModel
+    from tfl.run import load_run
+
+    run = load_run(run_dir)
+    model = LiteRTModel(tflite_path, config=run.model_config)
+    ids = np.random.default_rng(0).integers(
+        3, run.model_config.vocab_size, (windows, run.model_config.seq_len)).astype(np.int32)
+    keras_logits = np.asarray(run.model(ids, training=False))
+    return max(float(np.max(np.abs(model.logits(w) - k))) for w, k in zip(ids, keras_logits))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default=str(REPO / "saved_models" / "bench"))
+    parser.add_argument("--corpus", default="tiny_shakespeare")
+    parser.add_argument("--fine-tune-steps", type=int, default=300)
+    args = parser.parse_args()
+    from tfl.compress import optimize_run
+
+    peak = matmul_peak_gflops()
+    results = {}
+    for architecture in RUNS:
+        started = time.perf_counter()
+        run_dir = trained_run(architecture, args.runs, args.corpus)
+        trained = time.perf_counter()
+        out = Path(args.runs) / f"{architecture}-char-cpu-optimized"
+        report = optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16,
+                              fine_tune_steps=args.fine_tune_steps, log=print)
+        rows = {row["variant"]: row for row in report["rows"]}
+        difference = float32_logit_difference(run_dir, out / "dense-float32.tflite")
+        shutil.copy(out / "size_vs_perplexity.png",
+                    RESULTS / f"compression-{architecture}-size-vs-perplexity.png")
+        int8, sparse = rows["dense-dynamic-int8"], rows["pruned-dynamic-int8"]
+        results[architecture] = {
+            "keras_perplexity": report["keras"]["perplexity"],
+            "rows": report["rows"],
+            "float32_max_logit_difference": difference,
+            "train_seconds": trained - started,
+            "optimize_seconds": time.perf_counter() - trained,
+            "checks": {
+                "int8_size_ratio": [int8["size_ratio"], int8["size_ratio"] >= 3.5],
+                "int8_perplexity": [int8["perplexity_change"],
+                                    abs(int8["perplexity_change"]) <= 0.02],
+                "sparse_gzip_ratio": [sparse["gzip_ratio"], sparse["gzip_ratio"] >= 10],
+                "sparse_perplexity": [sparse["perplexity_change"],
+                                      sparse["perplexity_change"] <= 0.10],
+                "float32_logits": [difference, difference <= 1e-4],
+            },
+        }
+    path = write_result("compression", {"benchmark": "compression", "matmul_gflops": peak,
+                                        "targets": TARGETS, **machine_info(),
+                                        "fine_tune_steps": args.fine_tune_steps,
+                                        "results": results})
+    print(f"\nfp32 matmul peak: {peak:.1f} GFLOP/s")
+    for architecture, result in results.items():
+        print(f"\n{architecture} char-cpu (Keras perplexity "
+              f"{result['keras_perplexity']:.4f})")
+        print_table(["variant", "bytes", "gzip", "x smaller", "x after gzip", "perplexity",
+                     "vs Keras", "ms/token"],
+                    [[r["variant"], f"{r['bytes']:,}", f"{r['gzip_bytes']:,}",
+                      f"{r['size_ratio']:.2f}", f"{r['gzip_ratio']:.2f}",
+                      f"{r['perplexity']:.4f}", f"{r['perplexity_change']:+.2%}",
+                      f"{r['ms_per_token']:.3f}"] for r in result["rows"]])
+        for check, (value, ok) in result["checks"].items():
+            print(f"  {check:18s} {value:.4g}  {'met' if ok else 'NOT MET'}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Compression with TensorFlow Model Optimization: pruning, weight clustering and
+quantization-aware training, applied to a run's tf_keras twin (`tfl.twin`).
+
+Each function fine-tunes the twin on the run's training split while TF-MOT compresses it, then
+strips the TF-MOT wrappers so the result is an ordinary tf_keras model that `tfl.export`
+converts like the dense one. What was achieved is measured on the stripped weights.
+
+Which layers each technique covers (TF-MOT 0.8.1 with tf_keras):
+
+| layer | pruning | clustering | QAT |
+|---|---|---|---|
+| token embedding | yes | yes | no (TF-MOT has no quantized Embedding) |
+| learned position table | yes (opts in as a `PrunableLayer`) | no (custom layer) | no |
+| attention projections | yes (MultiHeadAttention) | yes | no (MultiHeadAttention unsupported) |
+| MLP and output Dense | yes | yes | yes |
+| LSTM kernels | yes | yes | no (RNN cells unsupported) |
+| LayerNorm | no (tiny) | no | no |
+
+>>> PRUNABLE["transformer"]
+('token_embedding', 'positions', 'attention', 'ffn_in', 'ffn_out', 'logits')
+"""
+
+import math
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from tfl.errors import TflError
+from tfl.twin import custom_objects, keras2, make_twin, unwrapped
+
+# Layer-name endings each technique wraps, per architecture.
+PRUNABLE = {
+    "transformer": ("token_embedding", "positions", "attention", "ffn_in", "ffn_out", "logits"),
+    "lstm": ("token_embedding", "lstm", "logits"),
+}
+CLUSTERABLE = {
+    "transformer": ("token_embedding", "attention", "ffn_in", "ffn_out", "logits"),
+    "lstm": ("token_embedding", "lstm", "logits"),
+}
+QUANTIZABLE = {"transformer": ("ffn_in", "ffn_out", "logits"), "lstm": ("logits",)}
+NOT_QUANTIZABLE_REASON = {
+    "token_embedding": "Embedding", "attention": "MultiHeadAttention", "lstm": "LSTM",
+    "positions": "custom layer",
+}
+
+
+def _role(layer_name):
+    """'block_3_ffn_in' -> 'ffn_in', 'lstm_0' -> 'lstm', 'logits' -> 'logits'."""
+    if layer_name.startswith("lstm_"):
+        return "lstm"
+    if layer_name.startswith("block_"):
+        return layer_name.split("_", 2)[2]
+    return layer_name
+
+
+def _selective(roles, make_wrapper):
+    def wrap(layer):
+        return make_wrapper(layer) if _role(layer.name) in roles else layer
+    return wrap
+
+
+def fine_tune_dataset(train_ids, config, batch_size, seed=0):
+    from tfl.data.pipeline import make_dataset
+
+    return make_dataset(train_ids, config.seq_len, batch_size, shuffle=True, seed=seed,
+                        repeat=True, split_name="train")
+
+
+def _compile(model, learning_rate):
+    model.compile(optimizer=keras2.optimizers.Adam(learning_rate),
+                  loss=keras2.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def _fit(model, dataset, steps, callbacks=()):
+    history = model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0,
+                        callbacks=list(callbacks))
+    loss = history.history["loss"][-1]
+    if not math.isfinite(loss):
+        raise TflError("the loss became NaN while fine-tuning; lower --learning-rate")
+    return loss
+
+
+def prune(model, config, train_ids, target_sparsity=0.8, steps=300, batch_size=12,
+          learning_rate=3e-4, seed=0):
+    """Magnitude-prune the twin of `model` to `target_sparsity` while fine-tuning.
+
+    Sparsity rises from 0 along a cubic `PolynomialDecay` over the first 70% of `steps`, masks
+    updating every `steps // 20`; the rest fine-tunes at the final sparsity. Returns the
+    stripped tf_keras model and the achieved sparsity per layer (`achieved_sparsity`).
+    """
+    if not 0 < target_sparsity < 1:
+        raise TflError(f"--prune takes a sparsity between 0 and 1, got {target_sparsity}")
+    frequency = max(1, steps // 20)
+    end_step = max(frequency, int(0.7 * steps) // frequency * frequency)
+    if steps < 2:
+        raise TflError("pruning needs at least 2 fine-tuning steps")
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=target_sparsity, begin_step=0, end_step=end_step,
+        frequency=frequency)
+    wrap = _selective(PRUNABLE[config.architecture], lambda layer: (
+        tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)))
+    keras2.utils.set_random_seed(seed)
+    twin = make_twin(model, config, wrap=wrap)
+    _compile(twin, learning_rate)
+    loss = _fit(twin, fine_tune_dataset(train_ids, config, batch_size, seed), steps,
+                [tfmot.sparsity.keras.UpdatePruningStep()])
+    with keras2.utils.custom_object_scope(custom_objects()):
+        stripped = tfmot.sparsity.keras.strip_pruning(twin)
+    return stripped, {"fine_tune_loss": loss, "steps": steps,
+                      "achieved_sparsity": achieved_sparsity(stripped, config)}
+
+
+# The weights TF-MOT compresses in the layers above (biases and norms are left alone).
+MATRIX_NAMES = ("kernel", "recurrent_kernel", "embeddings", "table")
+
+
+def compressible_weights(twin, roles):
+    """{"layer/sub/kernel": array} for the matrices of the layers whose role is in `roles`."""
+    weights = {}
+    for layer in twin.layers:
+        layer = unwrapped(layer)
+        if _role(layer.name) not in roles:
+            continue
+        for weight in layer.weights:
+            name = weight.name.split(":")[0]
+            if name.split("/")[-1] in MATRIX_NAMES:
+                weights[name] = weight.numpy()
+    return weights
+
+
+def achieved_sparsity(twin, config):
+    """Fraction of exact zeros in every prunable matrix of `twin`, and over all of them."""
+    weights = compressible_weights(twin, PRUNABLE[config.architecture])
+    zeros = sum(int(np.sum(w == 0)) for w in weights.values())
+    total = sum(w.size for w in weights.values())
+    return {"overall": zeros / max(total, 1),
+            "weights": {name: float(np.mean(w == 0)) for name, w in weights.items()}}
+
+
+def left_dense(config):
+    """Twin layers with weights that pruning does not touch, and why."""
+    reasons = {"norm": "LayerNormalization (not supported by TF-MOT pruning; tiny)"}
+    if config.architecture == "transformer" and config.position == "sinusoidal":
+        reasons["positions"] = "fixed sinusoid table (nothing to learn or prune)"
+    return reasons
+
+
+def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=12,
+            learning_rate=1e-4, seed=0):
+    """Weight clustering: every clusterable kernel keeps only `clusters` distinct values
+    (k-means++ centroids, fine-tuned). Returns the stripped model and the distinct-value count
+    per weight, measured."""
+    if clusters < 2:
+        raise TflError(f"--cluster takes at least 2 clusters, got {clusters}")
+    cluster_api = tfmot.clustering.keras
+    wrap = _selective(CLUSTERABLE[config.architecture], lambda layer: cluster_api.cluster_weights(
+        layer, number_of_clusters=clusters,
+        cluster_centroids_init=cluster_api.CentroidInitialization.KMEANS_PLUS_PLUS))
+    keras2.utils.set_random_seed(seed)
+    twin = make_twin(model, config, wrap=wrap)
+    _compile(twin, learning_rate)
+    loss = _fit(twin, fine_tune_dataset(train_ids, config, batch_size, seed), steps)
+    with keras2.utils.custom_object_scope(custom_objects()):
+        stripped = cluster_api.strip_clustering(twin)
+    distinct = {name: int(np.unique(w).size) for name, w in
+                compressible_weights(stripped, CLUSTERABLE[config.architecture]).items()}
+    return stripped, {"fine_tune_loss": loss, "steps": steps, "clusters": clusters,
+                      "max_distinct_values": max(distinct.values()), "distinct_values": distinct}
+
+
+def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learning_rate=1e-4,
+                       seed=0):
+    """Quantization-aware training of the layers TF-MOT can quantize (Dense); the report lists
+    the others. Returns the QAT model (convert it with dynamic or full int8) and the report."""
+    quantize = tfmot.quantization.keras
+    roles = QUANTIZABLE[config.architecture]
+    twin = make_twin(model, config)
+    covered, skipped = [], {}
+
+    def annotate(layer):
+        role = _role(layer.name)
+        if role in roles:
+            covered.append(layer.name)
+            return quantize.quantize_annotate_layer(layer)
+        if role in NOT_QUANTIZABLE_REASON and layer.weights:
+            skipped[layer.name] = f"{NOT_QUANTIZABLE_REASON[role]} is not supported by TF-MOT QAT"
+        return layer
+
+    with quantize.quantize_scope(custom_objects()):
+        annotated = keras2.models.clone_model(twin, clone_function=annotate)
+        annotated.set_weights(twin.get_weights())
+        qat = quantize.quantize_apply(annotated)
+    keras2.utils.set_random_seed(seed)
+    _compile(qat, learning_rate)
+    loss = _fit(qat, fine_tune_dataset(train_ids, config, batch_size, seed), steps)
+    return qat, {"fine_tune_loss": loss, "steps": steps, "quantized_layers": covered,
+                 "not_quantized": skipped}
+
+
+def twin_check(model, twin, config, tolerance=1e-3):
+    """Refuse to go on if the twin does not reproduce the model (a bug, never the user's)."""
+    from tfl.twin import twin_matches
+
+    difference = twin_matches(model, twin, config)
+    if difference > tolerance:
+        raise TflError(f"the tf_keras twin's logits differ from the model's by {difference:.2g}; "
+                       "please report this as a tfl bug")
+    return difference
+
