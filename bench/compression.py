@@ -1,6 +1,6 @@
 """Compression targets on the char-cpu models trained on Tiny Shakespeare.
 
-    python bench/compression.py [--runs saved_models/bench] [--fine-tune-steps 300]
+    python bench/compression.py [--runs saved_models/bench] [--fine-tune-steps 1000]
 
 Trains the char-cpu Transformer (2,000 steps) and LSTM (300 steps, batch 32), or reuses them
 if the run directories exist, then runs `tfl optimize` on each (80% pruning + dynamic int8,
@@ -56,7 +56,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=str(REPO / "saved_models" / "bench"))
     parser.add_argument("--corpus", default="tiny_shakespeare")
-    parser.add_argument("--fine-tune-steps", type=int, default=300)
+    parser.add_argument("--fine-tune-steps", type=int, default=1000)
     args = parser.parse_args()
     from tfl.compress import optimize_run
 

@@ -21,7 +21,7 @@ from tfl.io import atomic_directory, write_json_atomic, write_text_atomic
 
 
 def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, qat=False,
-                 fine_tune_steps=300, batch_size=None, max_chars=None, data_dir=None,
+                 fine_tune_steps=1000, batch_size=None, max_chars=None, data_dir=None,
                  log=print):
     """Compress, export and measure a run (see the module docstring). Returns the report dict.
 

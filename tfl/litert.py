@@ -36,8 +36,11 @@ class LiteRTModel:
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
             self.interpreter.allocate_tensors()  # (resetting variables needs them allocated)
-            self._logits = self.interpreter.get_signature_runner("serving_default")
+            signatures = self.interpreter.get_signature_list()
             self._step = self.interpreter.get_signature_runner("step")
+            # A Transformer file has only `step`, whose `logits` output is the whole window's.
+            self._window = self.interpreter.get_signature_runner(
+                "serving_default" if "serving_default" in signatures else "step")
         except (ValueError, RuntimeError) as error:
             raise TflError(f"{self.path} is not a tfl TFLite model ({error}); export it again "
                            "with `tfl export`") from None
@@ -53,7 +56,8 @@ class LiteRTModel:
             # The fused LSTM op keeps its state in variable tensors that persist between
             # calls: without a reset each window would start from the previous one's state.
             self.interpreter.reset_all_variables()
-        return self._logits(tokens=tokens)["logits"][0]
+            return self._window(tokens=tokens)["logits"][0]
+        return self._window(tokens=tokens, length=np.array([self.seq_len], np.int32))["logits"][0]
 
     def decoder(self):
         if self.config.architecture == "lstm":
@@ -98,7 +102,7 @@ class _WindowDecoder:
         window = np.full((1, self.max_context), PAD_ID, np.int32)
         window[0, :n] = self.context
         out = self.model._step(tokens=window, length=np.array([n], np.int32))
-        return out["logits"]
+        return out["next_logits"]
 
 
 class _LSTMStepDecoder:

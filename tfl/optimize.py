@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfl.errors import TflError
-from tfl.twin import custom_objects, keras2, make_twin, unwrapped
+from tfl.twin import custom_objects, keras2, make_twin, unwrapped, use_bounded_masks
 
 # Layer-name endings each technique wraps, per architecture.
 PRUNABLE = {
@@ -80,8 +80,8 @@ def _fit(model, dataset, steps, callbacks=()):
     return loss
 
 
-def prune(model, config, train_ids, target_sparsity=0.8, steps=300, batch_size=12,
-          learning_rate=3e-4, seed=0):
+def prune(model, config, train_ids, target_sparsity=0.8, steps=1000, batch_size=12,
+          learning_rate=1e-3, seed=0):
     """Magnitude-prune the twin of `model` to `target_sparsity` while fine-tuning.
 
     Sparsity rises from 0 along a cubic `PolynomialDecay` over the first 70% of `steps`, masks
@@ -123,6 +123,8 @@ def compressible_weights(twin, roles):
             continue
         for weight in layer.weights:
             name = weight.name.split(":")[0]
+            if not name.startswith(layer.name + "/"):  # (cloned layers name weights alone)
+                name = f"{layer.name}/{name}"
             if name.split("/")[-1] in MATRIX_NAMES:
                 weights[name] = weight.numpy()
     return weights
@@ -189,7 +191,8 @@ def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learn
     with quantize.quantize_scope(custom_objects()):
         annotated = keras2.models.clone_model(twin, clone_function=annotate)
         annotated.set_weights(twin.get_weights())
-        qat = quantize.quantize_apply(annotated)
+        # (quantize_apply rebuilds the attention layers from their configs.)
+        qat = use_bounded_masks(quantize.quantize_apply(annotated))
     keras2.utils.set_random_seed(seed)
     _compile(qat, learning_rate)
     loss = _fit(qat, fine_tune_dataset(train_ids, config, batch_size, seed), steps)

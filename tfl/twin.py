@@ -63,9 +63,50 @@ class AddPositions(tf_keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer):
                 "trainable_table": self.trainable_table}
 
 
+# Subtracted from masked attention scores: e^-50 of weight is nothing in float32, and the
+# scores' int8 range stays about 50 wide.
+MASK_PENALTY = 50.0
+
+
+@tf_keras.utils.register_keras_serializable(package="tfl_twin")
+class BoundedMaskSoftmax(tf_keras.layers.Layer):
+    """Masked softmax that pushes masked scores down by `MASK_PENALTY` instead of by 1e9.
+
+    In float it equals tf_keras's masked softmax to about e^-50 (the weight left on a masked
+    position). It matters for full-integer TFLite: every tensor gets one int8 scale over its
+    range, and adding -1e9 to the masked attention scores makes that range a billion wide,
+    rounding every real score to the same value. Measured on the char-cpu Transformer, full
+    int8 perplexity went from 19.6 (-1e9) to 6.59 (this layer; float32 6.52).
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        # (MultiHeadAttention passes a tuple of attention axes; the twin attends over one.)
+        self.axis = axis[0] if isinstance(axis, (tuple, list)) else axis
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return tf.nn.softmax(inputs, axis=self.axis)
+        keep = tf.cast(mask, inputs.dtype)
+        return tf.nn.softmax(inputs - (1.0 - keep) * MASK_PENALTY, axis=self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+def use_bounded_masks(model):
+    """Give every attention layer of `model` a `BoundedMaskSoftmax` (see there)."""
+    for layer in model.layers:
+        attention = unwrapped(getattr(layer, "layer", layer))
+        if isinstance(attention, tf_keras.layers.MultiHeadAttention):
+            axis = attention._softmax.axis
+            attention._softmax = BoundedMaskSoftmax(axis=axis, name="softmax")
+    return model
+
+
 def custom_objects():
     """The twin's own layers, for cloning and TF-MOT scopes."""
-    return {"AddPositions": AddPositions}
+    return {"AddPositions": AddPositions, "BoundedMaskSoftmax": BoundedMaskSoftmax}
 
 
 def build_twin(config):
@@ -191,7 +232,7 @@ def make_twin(model, config, wrap=None):
     `wrap(layer)`, if given, may return a TF-MOT wrapper around a (weighted, built) layer or
     the layer itself; the twin is then cloned with it, the way TF-MOT expects.
     """
-    twin = copy_weights_to_twin(model, build_twin(config), config)
+    twin = copy_weights_to_twin(model, use_bounded_masks(build_twin(config)), config)
     if wrap is None:
         return twin
     with tf_keras.utils.custom_object_scope(custom_objects()):
