@@ -45,6 +45,14 @@ def test_two_replicas_match_one_device(model, tmp_path):
     text_one = json.loads(tfl_cli("generate", tmp_path / "one", *gen))["text"]
     text_two = json.loads(tfl_cli("generate", tmp_path / "two", *gen))["text"]
     assert text_one == text_two and len(text_one) == 40
+    # ... and exports to the same TFLite model, which generates the same text.
+    for name in ("one", "two"):
+        tfl_cli("export", tmp_path / name, "--out", tmp_path / f"{name}-export",
+                "--no-saved-model")
+    tflite = [json.loads(tfl_cli("generate", "--tflite",
+                                 tmp_path / f"{name}-export" / "model-float32.tflite", *gen))
+              for name in ("one", "two")]
+    assert tflite[0]["text"] == tflite[1]["text"] == text_one
 
 
 def test_devices_option_is_checked(capsys):

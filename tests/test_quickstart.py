@@ -18,6 +18,12 @@ def test_quickstart_fast_runs_the_whole_path(tmp_path, capsys, shakespeare_path,
         assert (out / name).stat().st_size > 0
     table = (out / "summary.md").read_text()
     assert "| transformer-nano |" in table and "| 3-gram Kneser-Ney |" in table
+    # The compressed model generates text on the LiteRT interpreter.
+    compression = summary["compression"]
+    files = [row["file"] for row in compression["rows"]]
+    assert "pruned-dynamic-int8.tflite" in files and "dense-float32.tflite" in files
+    assert len(compression["edge_sample"]) > 0
+    assert "| pruned-dynamic-int8.tflite |" in table
 
 
 def test_quickstart_falls_back_to_python_docs_without_network(tmp_path, capsys, monkeypatch):

@@ -1,8 +1,10 @@
 """`tfl quickstart`: the whole path, end to end, with settings worth looking at.
 
 Corpus -> character tokenizer -> a small Transformer and a small LSTM trained on it -> perplexity
-and bits per character against a 5-gram Kneser-Ney baseline -> generated text -> a summary
-table (`summary.md`, `summary.json`) and plots, all under `saved_models/quickstart/`.
+and bits per character against a 5-gram Kneser-Ney baseline -> generated text -> the Transformer
+pruned, clustered and quantized, exported to TFLite, measured, and generating text from the
+pruned int8 file with the LiteRT interpreter -> a summary table (`summary.md`, `summary.json`)
+and plots, all under `saved_models/quickstart/`.
 
 `fast=True` runs the same path with tiny models in about a minute (for CI).
 Re-running resumes or reuses the runs already in the output directory.
@@ -22,6 +24,7 @@ FULL = {
     "ngram_order": 5,
     "eval_chars": None,
     "sample_tokens": 300,
+    "fine_tune_steps": 1000,
 }
 FAST = {
     "models": [
@@ -31,6 +34,7 @@ FAST = {
     "ngram_order": 3,
     "eval_chars": 20_000,
     "sample_tokens": 60,
+    "fine_tune_steps": 20,
 }
 PROMPT = "\n"
 
@@ -50,8 +54,10 @@ def load_corpus_or_fallback(name, data_dir, log):
 def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_shakespeare",
                    data_dir=None, log=print):
     """Run the quickstart into `out_dir`; returns the summary dict (also in summary.json)."""
+    from tfl.compress import optimize_run
     from tfl.evaluate import evaluate_split
     from tfl.generation import generate
+    from tfl.litert import generate_tflite
     from tfl.ngram import ngram_baseline
     from tfl.run import load_run
     from tfl.tokenizers import build_tokenizer, tokenizer_stats
@@ -102,7 +108,19 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
         log(f"validation loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f}")
         log(f"sample (top-k 10, temperature 0.8, seed 0):\n{sample}")
 
-    log("== 5. summary")
+    architecture, preset, _ = plan["models"][0]
+    name = f"{architecture}-{preset}"
+    log(f"== 5. compress and export {name}: pruning, clustering, quantization, TFLite")
+    compression = optimize_run(out / name, out / f"{name}-tflite", prune=0.8,
+                               quantize="dynamic-int8", clusters=16,
+                               fine_tune_steps=plan["fine_tune_steps"],
+                               max_chars=plan["eval_chars"], data_dir=data_dir, log=log)
+    edge_file = out / f"{name}-tflite" / "pruned-dynamic-int8.tflite"
+    edge_sample = generate_tflite(edge_file, PROMPT, plan["sample_tokens"], sampler="top_k",
+                                  top_k=10, temperature=0.8, seed=0)
+    log(f"sample from {edge_file.name} in the LiteRT interpreter:\n{edge_sample}")
+
+    log("== 6. summary")
     _plot_losses(histories, baseline["loss"], out / "loss_curves.png")
     _plot_perplexities(rows, out / "perplexity.png")
     summary = {
@@ -110,8 +128,12 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
         "fast": fast,
         "tokenizer": {"kind": "char", "vocab_size": tokenizer.vocab_size},
         "rows": rows,
+        "compression": {"model": name, "rows": compression["rows"],
+                        "keras_perplexity": compression["keras"]["perplexity"],
+                        "edge_file": str(edge_file), "edge_sample": edge_sample},
         "seconds": round(time.perf_counter() - started, 1),
-        "files": ["summary.md", "summary.json", "loss_curves.png", "perplexity.png"],
+        "files": ["summary.md", "summary.json", "loss_curves.png", "perplexity.png",
+                  f"{name}-tflite/report.md", f"{name}-tflite/size_vs_perplexity.png"],
         "out_dir": str(out),
     }
     write_json_atomic(out / "summary.json", summary)
@@ -143,6 +165,19 @@ def render_summary(summary):
         if r["sample"]:
             lines += ["", f"Sample from {r['model']} (top-k 10, temperature 0.8, seed 0):", "",
                       "```", r["sample"], "```"]
+    compression = summary.get("compression")
+    if compression:
+        lines += ["", f"Compressed and exported {compression['model']} (Keras perplexity "
+                  f"{compression['keras_perplexity']:.3f}; sizes relative to float32 TFLite):",
+                  "", "| TFLite file | bytes | gzip bytes | x smaller (gzip) | perplexity | "
+                  "ms / token |", "|---|---:|---:|---:|---:|---:|"]
+        for r in compression["rows"]:
+            lines.append(f"| {r['file']} | {r['bytes']:,} | {r['gzip_bytes']:,} | "
+                         f"{r['gzip_ratio']:.1f} | {r['perplexity']:.3f} | "
+                         f"{r['ms_per_token']:.2f} |")
+        lines += ["", f"Sample from {Path(compression['edge_file']).name} in the LiteRT "
+                  "interpreter (top-k 10, temperature 0.8, seed 0):", "", "```",
+                  compression["edge_sample"], "```"]
     lines += ["", "Plots: " + ", ".join(f for f in summary["files"] if f.endswith(".png"))]
     return "\n".join(lines)
 
