@@ -48,10 +48,15 @@ def machine_info():
             "machine": platform.machine()}
 
 
+def results_dir():
+    """`bench/results`, or `$TFL_BENCH_RESULTS` (quick and test runs write there instead)."""
+    return Path(os.environ.get("TFL_BENCH_RESULTS", RESULTS))
+
+
 def write_result(name, payload):
-    """Write `bench/results/<name>.json` and return its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write `<results>/<name>.json` and return its path."""
+    results_dir().mkdir(parents=True, exist_ok=True)
+    path = results_dir() / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 

@@ -14,12 +14,13 @@ Writes bench/results/compression.json and the two reports' size-versus-perplexit
 """
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, RESULTS, machine_info, matmul_peak_gflops, print_table, write_result
+from common import REPO, machine_info, matmul_peak_gflops, print_table, results_dir, write_result
 
 TARGETS = {"int8_size_ratio": 3.5, "int8_perplexity": 0.02, "sparse_gzip_ratio": 10.0,
            "sparse_perplexity": 0.10, "float32_logits": 1e-4}
@@ -71,13 +72,18 @@ def main():
                               fine_tune_steps=args.fine_tune_steps, log=print)
         rows = {row["variant"]: row for row in report["rows"]}
         difference = float32_logit_difference(run_dir, out / "dense-float32.tflite")
+        results_dir().mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "size_vs_perplexity.png",
-                    RESULTS / f"compression-{architecture}-size-vs-perplexity.png")
+                    results_dir() / f"compression-{architecture}-size-vs-perplexity.png")
+        history = json.loads((run_dir / "history.json").read_text())
         int8, sparse = rows["dense-dynamic-int8"], rows["pruned-dynamic-int8"]
         results[architecture] = {
             "keras_perplexity": report["keras"]["perplexity"],
             "rows": report["rows"],
             "float32_max_logit_difference": difference,
+            "final_val_loss": history[-1]["val_loss"],
+            "train_steps": history[-1]["step"], "train_tokens": history[-1]["tokens"],
+            "train_wall_seconds": sum(r["interval_seconds"] for r in history),
             "train_seconds": trained - started,
             "optimize_seconds": time.perf_counter() - trained,
             "checks": {

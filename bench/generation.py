@@ -12,7 +12,8 @@ on them. Writes bench/results/generation.json and generation.png.
 import argparse
 import time
 
-from common import RESULTS, machine_info, matmul_peak_gflops, print_table, summarize, write_result
+from common import (machine_info, matmul_peak_gflops, print_table, results_dir, summarize,
+                    write_result)
 
 CASES = [
     # (name, architecture, overrides, new tokens)
@@ -68,7 +69,7 @@ def main():
         [[r["case"], r["new_tokens"], f"{r['fast_tokens_per_s']['median']:,.0f}",
           f"{r['recompute_tokens_per_s']['median']:,.0f}", f"{r['speedup']:.1f}x"]
          for r in results])
-    plot(results, RESULTS / "generation.png")
+    plot(results, results_dir() / "generation.png")
     print(f"wrote {path}")
 
 

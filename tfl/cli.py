@@ -210,6 +210,24 @@ def cmd_optimize(args):
     _print(args, report, lambda r: render_report(r) + f"\nwritten to {r['out']}")
 
 
+# --- tfl bench -------------------------------------------------------------------------------
+
+
+def cmd_bench(args):
+    import subprocess
+    from pathlib import Path
+
+    from tfl.errors import TflError
+
+    suite = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
+    if not suite.is_file():
+        raise TflError("tfl bench runs the scripts in the repository's bench/ folder; run it "
+                       "from a clone of tfl (pip install -e .)")
+    command = [sys.executable, str(suite), *(["--only", *args.only] if args.only else []),
+               *(["--quick"] if args.quick else [])]
+    return subprocess.run(command).returncode
+
+
 # --- tfl quickstart ---------------------------------------------------------------------------
 
 
@@ -375,6 +393,14 @@ def build_parser():
     _add_common(opt)
     opt.set_defaults(handler=cmd_optimize)
 
+    bench = commands.add_parser(
+        "bench", help="run the benchmark suite (bench/) and write bench/results/summary.*")
+    bench.add_argument("--only", nargs="+",
+                       choices=["startup", "training", "generation", "compression"])
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer steps and repeats, results in bench/results/quick/")
+    bench.set_defaults(handler=cmd_bench, needs_tensorflow=False)
+
     quick = commands.add_parser(
         "quickstart", help="the whole path end to end: corpus to summary table and plots"
     )
@@ -397,7 +423,7 @@ def main(argv=None):
             from tfl.runtime import import_tensorflow_quietly
 
             import_tensorflow_quietly()
-        args.handler(args)
+        status = args.handler(args)
     except TflError as e:
         print(f"tfl: error: {e}", file=sys.stderr)
         return 2
@@ -407,7 +433,7 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. `tfl data inspect ... --json | head`
         sys.stderr.close()
         return 0
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+"""Training throughput, model FLOP utilisation, the input pipeline, and peak memory.
+
+    python bench/training.py [--steps 40] [--repeats 3]
+
+Each case runs in its own process (so its peak memory is its own), warms up (tracing and XLA
+compilation), then times `--repeats` runs of `--steps` training steps with `model.fit`:
+
+- transformer: the char-cpu Transformer, batch 12, XLA, on the real `tf.data` pipeline;
+- transformer-in-memory: the same steps on the same batches already held in memory, to show
+  what the pipeline costs (target: within 5%);
+- lstm: the char-cpu LSTM as tfl builds it (`FusedLSTM`), batch 12, XLA;
+- lstm-keras: the same shape with a plain `keras.layers.LSTM`, compiled with Keras's defaults;
+- pipeline: batches per second of `make_dataset` alone, nothing trained.
+
+Model FLOPs per token (training = 3 x forward, each multiply-add = 2 FLOPs):
+- Transformer: 6 * (L * (4 d^2 + 2 d f) + d V) + 12 * L * T * d: the weight matmuls and the
+  tied output projection (6 per weight), plus attention scores and weighted values
+  (4 T d per layer forward, masked half included, as PaLM's appendix and nanoGPT count it);
+- LSTM: 6 * (4 h (e + h) + h V).
+MFU = FLOPs per token * tokens per second / the fp32 matmul throughput measured in this run.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+from common import REPO, machine_info, matmul_peak_gflops, print_table, summarize, write_result
+
+WORKER = r"""
+import json, resource, sys, time
+import keras, numpy as np, tensorflow as tf
+from tfl.data import load_corpus, make_dataset
+from tfl.models import LSTMConfig, TransformerConfig, build_model
+from tfl.tokenizers import build_tokenizer
+from tfl.train import TrainConfig, compile_model
+
+case, steps, repeats, corpus_name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+corpus = load_corpus(corpus_name)
+tok = build_tokenizer("char", corpus.train)
+ids = tok.encode(corpus.train)
+batch = 12
+architecture = "lstm" if case.startswith("lstm") else "transformer"
+if architecture == "lstm":
+    config = LSTMConfig.from_preset("char-cpu", vocab_size=tok.vocab_size)
+else:
+    config = TransformerConfig.from_preset("char-cpu", vocab_size=tok.vocab_size)
+dataset = make_dataset(ids, config.seq_len, batch, shuffle=True, repeat=True, seed=0)
+result = {"case": case, "batch": batch, "seq_len": config.seq_len}
+
+if case == "pipeline":
+    iterator = iter(dataset)
+    for _ in range(20):
+        next(iterator)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps * 10):
+            next(iterator)
+        rates.append(steps * 10 * batch * config.seq_len / (time.perf_counter() - start))
+else:
+    if case == "lstm-keras":
+        inputs = keras.Input((config.seq_len,), dtype="int32")
+        x = keras.layers.Embedding(config.vocab_size, config.embedding_dim)(inputs)
+        x = keras.layers.LSTM(config.hidden_dim, return_sequences=True)(x)
+        model = keras.Model(inputs, keras.layers.Dense(config.vocab_size)(x))
+        model.compile(optimizer="adamw",
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    else:
+        model = build_model(config)
+        compile_model(model, TrainConfig(steps=10 ** 6, batch_size=batch))
+    if case == "transformer-in-memory":
+        batches = list(dataset.take(steps).as_numpy_iterator())
+        dataset = tf.data.Dataset.from_tensor_slices(
+            tuple(np.stack([b[i] for b in batches]) for i in (0, 1))).repeat()
+    model.fit(dataset, steps_per_epoch=10, epochs=1, verbose=0)  # warm-up: trace and compile
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        rates.append(steps * batch * config.seq_len / (time.perf_counter() - start))
+    result["parameters"] = model.count_params()
+result["config"] = {k: v for k, v in vars(config).items()}
+result["tokens_per_s"] = rates
+result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(result))
+"""
+
+CASES = ["transformer", "transformer-in-memory", "lstm", "lstm-keras", "pipeline"]
+
+
+def flops_per_token(case, config):
+    """Training FLOPs per token (see the module docstring)."""
+    if case.startswith("lstm"):
+        e, h, v = config["embedding_dim"], config["hidden_dim"], config["vocab_size"]
+        return 6 * (4 * h * (e + h) + h * v)
+    d, layers, t, v = (config["hidden_dim"], config["num_layers"], config["seq_len"],
+                       config["vocab_size"])
+    f = config["intermediate_dim"] or 4 * d
+    return 6 * (layers * (4 * d * d + 2 * d * f) + d * v) + 12 * layers * t * d
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--corpus", default="tiny_shakespeare")
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    args = parser.parse_args()
+    peak = matmul_peak_gflops()
+    results = {}
+    for case in args.cases:
+        out = subprocess.run([sys.executable, "-c", WORKER, case, str(args.steps),
+                              str(args.repeats), args.corpus], capture_output=True, text=True,
+                             cwd=REPO, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["tokens_per_s"] = summarize(result["tokens_per_s"])
+        if case != "pipeline":
+            result["flops_per_token"] = flops_per_token(case, result["config"])
+            result["mfu"] = (result["flops_per_token"] * result["tokens_per_s"]["median"]
+                             / (peak * 1e9))
+        results[case] = result
+    ratios = {}
+    if {"lstm", "lstm-keras"} <= set(results):
+        ratios["lstm_vs_keras_lstm"] = (results["lstm"]["tokens_per_s"]["median"]
+                                        / results["lstm-keras"]["tokens_per_s"]["median"])
+    if {"transformer", "transformer-in-memory"} <= set(results):
+        ratios["pipeline_vs_in_memory"] = (results["transformer"]["tokens_per_s"]["median"]
+                                           / results["transformer-in-memory"]["tokens_per_s"]
+                                           ["median"])
+    path = write_result("training", {"benchmark": "training", "matmul_gflops": peak,
+                                     "steps": args.steps, **machine_info(), "results": results,
+                                     "ratios": ratios})
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
+    print_table(["case", "tokens/s (median)", "min", "max", "MFU", "peak RSS MB"],
+                [[case, f"{r['tokens_per_s']['median']:,.0f}", f"{r['tokens_per_s']['min']:,.0f}",
+                  f"{r['tokens_per_s']['max']:,.0f}",
+                  f"{r['mfu']:.1%}" if "mfu" in r else "-", f"{r['peak_rss_mb']:.0f}"]
+                 for case, r in results.items()])
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

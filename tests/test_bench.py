@@ -1,0 +1,44 @@
+"""`tfl bench` runs the suite; the suite warns about regressions on the same machine."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import suite  # noqa: E402  (bench/ is a folder of scripts, not a package)
+
+
+def test_tfl_bench_runs_and_writes_a_summary(tmp_path):
+    env = {**os.environ, "TFL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "tfl", "bench", "--only", "startup",
+                             "--quick"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    startup = json.loads((tmp_path / "startup.json").read_text())["results"]
+    assert 0 < startup["tfl --help"]["median"] < startup["import tensorflow"]["median"] + 5
+    assert "| tfl --help start |" in (tmp_path / "summary.md").read_text()
+    assert not (tmp_path / "history.json").exists()  # quick runs are not recorded
+
+
+@pytest.mark.parametrize("now, warned", [(0.85, True), (0.95, False), (1.2, False)])
+def test_a_throughput_more_than_ten_percent_down_warns(now, warned):
+    history = [{"machine": "m", "figures": [["training tokens/s", 1000.0, 100.0]]}]
+    # Same matmul peak in both runs: the raw ratio decides.
+    rows = [("training tokens/s", 1000.0 * now, "tokens/s", True, 100.0)]
+    assert bool(suite.check_regressions(rows, history, "m")) == warned
+
+
+def test_throughputs_are_compared_per_unit_of_matmul_peak():
+    history = [{"machine": "m", "figures": [["training tokens/s", 1000.0, 100.0]]}]
+    # 20% fewer tokens/s on a machine measured 25% slower today: not a regression in tfl.
+    rows = [("training tokens/s", 800.0, "tokens/s", True, 75.0)]
+    assert suite.check_regressions(rows, history, "m") == []
+    assert suite.check_regressions(rows, history, "another machine") == []
+    # A latency (lower is better) 20% up warns.
+    history = [{"machine": "m", "figures": [["tfl --help start", 1.0, None]]}]
+    assert suite.check_regressions([("tfl --help start", 1.2, "s", False, None)], history, "m")
