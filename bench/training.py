@@ -8,8 +8,9 @@ compilation), then times `--repeats` runs of `--steps` training steps with `mode
 - transformer: the char-cpu Transformer, batch 12, XLA, on the real `tf.data` pipeline;
 - transformer-in-memory: the same steps on the same batches already held in memory, to show
   what the pipeline costs (target: within 5%);
-- lstm: the char-cpu LSTM as tfl builds it (`FusedLSTM`), batch 12, XLA;
-- lstm-keras: the same shape with a plain `keras.layers.LSTM`, compiled with Keras's defaults;
+- lstm: the char-cpu LSTM as tfl builds and compiles it, batch 12, XLA;
+- lstm-keras: the same shape as a plain Keras model (`keras.layers.LSTM`, Keras's default
+  compile: AdamW, and XLA, which Keras turns on by itself on a CPU);
 - pipeline: batches per second of `make_dataset` alone, nothing trained.
 
 Model FLOPs per token (training = 3 x forward, each multiply-add = 2 FLOPs):
