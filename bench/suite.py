@@ -191,7 +191,12 @@ def main():
         history.append({"machine": machine, "time": time.strftime("%Y-%m-%d %H:%M"),
                         "figures": [[name, value, peak] for name, value, _, _, peak in rows]})
         history_file.write_text(json.dumps(history, indent=1) + "\n")
-    write_summary(results, rows, warnings)
+    # The summary also shows the latest recorded results of benchmarks not run this time.
+    for name in BENCHMARKS:
+        recorded = results_dir() / f"{name}.json"
+        if name not in results and recorded.is_file():
+            results[name] = json.loads(recorded.read_text())
+    write_summary(results, figures(results), warnings)
     print((results_dir() / "summary.md").read_text())
     for warning in warnings:
         print(warning)
