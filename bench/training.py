@@ -1,6 +1,6 @@
 """Training throughput, model FLOP utilisation, the input pipeline, and peak memory.
 
-    python bench/training.py [--steps 40] [--repeats 3]
+    python bench/training.py [--steps 100] [--repeats 5]
 
 Each case runs in its own process (so its peak memory is its own), warms up (tracing and XLA
 compilation), then times `--repeats` runs of `--steps` training steps with `model.fit`:
@@ -103,8 +103,8 @@ def flops_per_token(case, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--corpus", default="tiny_shakespeare")
     parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     args = parser.parse_args()
