@@ -169,7 +169,7 @@ def convert_to_tflite(twin, config, quantization="float32", calibration_windows=
             with warnings.catch_warnings():
                 # Calibration runs TensorFlow's own deprecated interpreter internally; that
                 # warning is about the converter, not about anything a user can change.
-                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                warnings.filterwarnings("ignore", message=".*Interpreter is deprecated")
                 return converter.convert()
         except Exception as error:  # the converter raises many types; all mean "cannot convert"
             message = str(error).strip().splitlines()
