@@ -31,6 +31,10 @@ _PUBLIC = {
     "evaluate_run": "tfl.evaluate",
     "generate": "tfl.generation",
     "NGramLM": "tfl.ngram",
+    "export_run": "tfl.export",
+    "optimize_run": "tfl.compress",
+    "LiteRTModel": "tfl.litert",
+    "generate_tflite": "tfl.litert",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
