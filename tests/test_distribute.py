@@ -63,12 +63,14 @@ def test_devices_option_is_checked(capsys):
     assert "--devices takes a number" in capsys.readouterr().err
 
 
-def test_two_worker_processes_train_in_sync(tmp_path):
+@pytest.mark.parametrize("model", ["transformer", "lstm"])
+def test_two_worker_processes_train_in_sync(model, tmp_path):
     # Two workers on 127.0.0.1 (free ports chosen now), each its own process with TF_CONFIG.
+    # The LSTM's embedding gradient is IndexedSlices: the collective gathers it across workers.
     from tfl.multi_worker import local_tf_configs
 
     args = [sys.executable, "-m", "tfl", *map(str, train_args(
-        "transformer", "OUT", "--multi-worker", "--no-jit", "--clip-norm", "0"))]
+        model, "OUT", "--multi-worker", "--no-jit", "--clip-norm", "0"))]
     workers = []
     for index, tf_config in enumerate(local_tf_configs(2)):
         out = tmp_path / f"worker{index}"
@@ -89,7 +91,7 @@ def test_two_worker_processes_train_in_sync(tmp_path):
     assert (tmp_path / "worker0" / "model.keras").is_file()
     assert not (tmp_path / "worker1").exists()
     # ... and the run is the same as one process training on one device with the same batches.
-    one = json.loads(tfl_cli(*train_args("transformer", tmp_path / "one", "--no-jit",
+    one = json.loads(tfl_cli(*train_args(model, tmp_path / "one", "--no-jit",
                                          "--clip-norm", "0")))
     np.testing.assert_allclose(chief["history_loss"], one["history_loss"], rtol=1e-6)
     # The chief's checkpoint loads and evaluates on one device.

@@ -113,7 +113,14 @@ def fit_multi_worker(trainer, strategy):
     # variance of the workers' start points is zero exactly when they agree; every worker
     # computes the same verdict, so they stop together.
     point = tf.constant([start_interval, start_interval ** 2], tf.float64)
-    mean_point = tf.function(lambda: strategy.reduce("MEAN", strategy.run(lambda: point), None))
+
+    def this_workers_point():
+        return point
+
+    @tf.function
+    def mean_point():
+        return strategy.reduce("MEAN", strategy.run(this_workers_point), axis=None)
+
     mean, mean_square = mean_point().numpy()
     if mean_square != mean ** 2:
         raise TflError("the workers see different checkpoints in --out; put the run directory "
