@@ -2,16 +2,18 @@
 
     python bench/training.py [--steps 100] [--repeats 5]
 
-Each case runs in its own process (so its peak memory is its own), warms up (tracing and XLA
-compilation), then times `--repeats` runs of `--steps` training steps with `model.fit`:
+Each case warms up (tracing and XLA compilation), then times `--repeats` runs of `--steps`
+training steps with `model.fit`. This machine's speed moves by tens of percent from minute to
+minute, so the cases a target compares run in one process with their repetitions interleaved,
+and their ratio is the median of the per-repetition ratios (peak memory is then the pair's):
 
 - transformer: the char-cpu Transformer, batch 12, XLA, on the real `tf.data` pipeline;
 - transformer-in-memory: the same steps on the same batches already held in memory, to show
-  what the pipeline costs (target: within 5%);
-- lstm: the char-cpu LSTM as tfl builds and compiles it, batch 12, XLA;
-- lstm-keras: the same shape as a plain Keras model (`keras.layers.LSTM`, Keras's default
-  compile: AdamW, and XLA, which Keras turns on by itself on a CPU);
-- pipeline: batches per second of `make_dataset` alone, nothing trained.
+  what the pipeline costs (target: within 5%); paired with `transformer`;
+- lstm: the char-cpu LSTM as tfl builds and compiles it (`FastLSTM`), batch 12, XLA;
+- lstm-keras: the same shape with a plain `keras.layers.LSTM` (Embedding, LSTM, Dense), compiled
+  the same way (target: `lstm` twice as fast); paired with `lstm`;
+- pipeline: batches per second of `make_dataset` alone, nothing trained, in its own process.
 
 Model FLOPs per token (training = 3 x forward, each multiply-add = 2 FLOPs):
 - Transformer: 6 * (L * (4 d^2 + 2 d f) + d V) + 12 * L * T * d: the weight matmuls and the
@@ -23,6 +25,7 @@ MFU = FLOPs per token * tokens per second / the fp32 matmul throughput measured 
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 
@@ -37,6 +40,8 @@ from tfl.tokenizers import build_tokenizer
 from tfl.train import TrainConfig, compile_model
 
 case, steps, repeats, corpus_name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+PAIRS = {"transformer-pair": ["transformer", "transformer-in-memory"],
+         "lstm-pair": ["lstm", "lstm-keras"]}
 corpus = load_corpus(corpus_name)
 tok = build_tokenizer("char", corpus.train)
 ids = tok.encode(corpus.train)
@@ -60,27 +65,31 @@ if case == "pipeline":
             next(iterator)
         rates.append(steps * 10 * batch * config.seq_len / (time.perf_counter() - start))
 else:
-    if case == "lstm-keras":
+    def plain_keras_lstm():
         inputs = keras.Input((config.seq_len,), dtype="int32")
         x = keras.layers.Embedding(config.vocab_size, config.embedding_dim)(inputs)
         x = keras.layers.LSTM(config.hidden_dim, return_sequences=True)(x)
-        model = keras.Model(inputs, keras.layers.Dense(config.vocab_size)(x))
-        model.compile(optimizer="adamw",
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    else:
-        model = build_model(config)
-        compile_model(model, TrainConfig(steps=10 ** 6, batch_size=batch))
-    if case == "transformer-in-memory":
+        return keras.Model(inputs, keras.layers.Dense(config.vocab_size)(x))
+
+    # A "-pair" case measures two cases side by side, their repetitions interleaved.
+    names = PAIRS.get(case, [case])
+    models = {name: plain_keras_lstm() if name == "lstm-keras" else build_model(config)
+              for name in names}
+    datasets = {name: dataset for name in names}
+    if "transformer-in-memory" in names:
         batches = list(dataset.take(steps).as_numpy_iterator())
-        dataset = tf.data.Dataset.from_tensor_slices(
+        datasets["transformer-in-memory"] = tf.data.Dataset.from_tensor_slices(
             tuple(np.stack([b[i] for b in batches]) for i in (0, 1))).repeat()
-    model.fit(dataset, steps_per_epoch=10, epochs=1, verbose=0)  # warm-up: trace and compile
-    rates = []
+    for name, model in models.items():
+        compile_model(model, TrainConfig(steps=10 ** 6, batch_size=batch))
+        model.fit(datasets[name], steps_per_epoch=10, epochs=1, verbose=0)  # trace, compile
+    rates = {name: [] for name in names}
     for _ in range(repeats):
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        rates.append(steps * batch * config.seq_len / (time.perf_counter() - start))
-    result["parameters"] = model.count_params()
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(datasets[name], steps_per_epoch=steps, epochs=1, verbose=0)
+            rates[name].append(steps * batch * config.seq_len / (time.perf_counter() - start))
+    result["parameters"] = {name: model.count_params() for name, model in models.items()}
 result["config"] = {k: v for k, v in vars(config).items()}
 result["tokens_per_s"] = rates
 result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -88,6 +97,9 @@ print(json.dumps(result))
 """
 
 CASES = ["transformer", "transformer-in-memory", "lstm", "lstm-keras", "pipeline"]
+PAIRS = {"transformer-pair": ["transformer", "transformer-in-memory"],
+         "lstm-pair": ["lstm", "lstm-keras"]}
+RATIO_NAMES = {"transformer-pair": "pipeline_vs_in_memory", "lstm-pair": "lstm_vs_keras_lstm"}
 
 
 def flops_per_token(case, config):
@@ -110,25 +122,35 @@ def main():
     args = parser.parse_args()
     peak = matmul_peak_gflops()
     results = {}
+    ratios = {}
+    # Cases compared by a target run in one process, interleaved (see the module docstring).
+    workers = []
     for case in args.cases:
-        out = subprocess.run([sys.executable, "-c", WORKER, case, str(args.steps),
+        pair = next((name for name, cases in PAIRS.items() if case in cases), None)
+        if pair and set(PAIRS[pair]) <= set(args.cases):
+            case = pair
+        if case not in workers:
+            workers.append(case)
+    for worker_case in workers:
+        out = subprocess.run([sys.executable, "-c", WORKER, worker_case, str(args.steps),
                               str(args.repeats), args.corpus], capture_output=True, text=True,
                              cwd=REPO, check=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        result["tokens_per_s"] = summarize(result["tokens_per_s"])
-        if case != "pipeline":
-            result["flops_per_token"] = flops_per_token(case, result["config"])
-            result["mfu"] = (result["flops_per_token"] * result["tokens_per_s"]["median"]
-                             / (peak * 1e9))
-        results[case] = result
-    ratios = {}
-    if {"lstm", "lstm-keras"} <= set(results):
-        ratios["lstm_vs_keras_lstm"] = (results["lstm"]["tokens_per_s"]["median"]
-                                        / results["lstm-keras"]["tokens_per_s"]["median"])
-    if {"transformer", "transformer-in-memory"} <= set(results):
-        ratios["pipeline_vs_in_memory"] = (results["transformer"]["tokens_per_s"]["median"]
-                                           / results["transformer-in-memory"]["tokens_per_s"]
-                                           ["median"])
+        measured = json.loads(out.stdout.strip().splitlines()[-1])
+        rates = measured.pop("tokens_per_s")
+        if worker_case in PAIRS:
+            first, second = PAIRS[worker_case]
+            ratios[RATIO_NAMES[worker_case]] = float(statistics.median(
+                a / b for a, b in zip(rates[first], rates[second])))
+        for case, case_rates in (rates.items() if isinstance(rates, dict)
+                                 else [(worker_case, rates)]):
+            result = {**measured, "case": case, "tokens_per_s": summarize(case_rates)}
+            if isinstance(result.get("parameters"), dict):
+                result["parameters"] = result["parameters"][case]
+            if case != "pipeline":
+                result["flops_per_token"] = flops_per_token(case, result["config"])
+                result["mfu"] = (result["flops_per_token"] * result["tokens_per_s"]["median"]
+                                 / (peak * 1e9))
+            results[case] = result
     path = write_result("training", {"benchmark": "training", "matmul_gflops": peak,
                                      "steps": args.steps, **machine_info(), "results": results,
                                      "ratios": ratios})

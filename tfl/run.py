@@ -61,6 +61,8 @@ def load_keras_model(path, compile=False):
     import keras
     import keras_hub  # noqa: F401  (registers keras-hub layers for deserialisation)
 
+    from tfl.models import fast_lstm, rotary_block  # noqa: F401  (registers tfl's own layers)
+
     path = Path(path)
     if not path.is_file():
         raise TflError(f"no model file at {path}; the run may not have finished an interval yet")

@@ -41,6 +41,10 @@ def __getattr__(name):
         from tfl.models import transformer
 
         return getattr(transformer, name)
+    if name == "FastLSTM":
+        from tfl.models.fast_lstm import FastLSTM
+
+        return FastLSTM
     if name == "RotaryDecoderBlock":
         from tfl.models.rotary_block import RotaryDecoderBlock
 
@@ -53,6 +57,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "FastLSTM",
     "LSTMConfig",
     "RotaryDecoderBlock",
     "TransformerConfig",

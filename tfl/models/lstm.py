@@ -14,13 +14,15 @@ import keras
 import keras_hub
 
 from tfl.models.config import LSTMConfig
+from tfl.models.fast_lstm import FastLSTM
 
 
 def lstm_lm(config: LSTMConfig, name="lstm_lm"):
     """A `keras.Model` from int token ids `(batch, seq_len)` to logits `(batch, seq_len, vocab)`.
 
     The input length is fixed at `config.seq_len` for training; generation runs the same layers
-    one token at a time with their state carried over.
+    one token at a time with their state carried over. The recurrent layers are `FastLSTM`s:
+    Keras LSTMs with a hand-written backward pass (see `tfl.models.fast_lstm`).
     """
     token_ids = keras.Input(shape=(config.seq_len,), dtype="int32", name="token_ids")
     embedding = keras_hub.layers.ReversibleEmbedding(
@@ -29,7 +31,7 @@ def lstm_lm(config: LSTMConfig, name="lstm_lm"):
     x = embedding(token_ids)  # (B, T, e)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for i in range(config.num_layers):
-        x = keras.layers.LSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}")(x)
+        x = FastLSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}")(x)
         x = keras.layers.Dropout(config.dropout, name=f"lstm_{i}_dropout")(x)  # (B, T, h)
     if config.tie_weights:
         logits = embedding(x, reverse=True)  # (B, T, vocab_size)
