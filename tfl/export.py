@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from tfl.errors import TflError
 from tfl.io import atomic_directory, write_json_atomic
+from tfl.runtime import captured_stderr
 from tfl.twin import find_layer
 
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
@@ -166,7 +167,9 @@ def convert_to_tflite(twin, config, quantization="float32", calibration_windows=
                 signatures, calibration_windows)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         try:
-            with warnings.catch_warnings():
+            # The converter logs a dozen C++ lines per file (SavedModel reading, op counts);
+            # in a notebook they would bury the results. A failure is still explained below.
+            with warnings.catch_warnings(), captured_stderr():
                 # Calibration runs TensorFlow's own deprecated interpreter internally; that
                 # warning is about the converter, not about anything a user can change.
                 warnings.filterwarnings("ignore", message=".*Interpreter is deprecated")
