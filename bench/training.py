@@ -39,9 +39,10 @@ from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers import build_tokenizer
 from tfl.train import TrainConfig, compile_model
 
-case, steps, repeats, corpus_name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-PAIRS = {"transformer-pair": ["transformer", "transformer-in-memory"],
-         "lstm-pair": ["lstm", "lstm-keras"]}
+# One case, or two (comma-separated) measured side by side with their repetitions interleaved.
+names, steps, repeats, corpus_name = (sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]),
+                                      sys.argv[4])
+case = names[0]
 corpus = load_corpus(corpus_name)
 tok = build_tokenizer("char", corpus.train)
 ids = tok.encode(corpus.train)
@@ -52,7 +53,7 @@ if architecture == "lstm":
 else:
     config = TransformerConfig.from_preset("char-cpu", vocab_size=tok.vocab_size)
 dataset = make_dataset(ids, config.seq_len, batch, shuffle=True, repeat=True, seed=0)
-result = {"case": case, "batch": batch, "seq_len": config.seq_len}
+result = {"batch": batch, "seq_len": config.seq_len}
 
 if case == "pipeline":
     iterator = iter(dataset)
@@ -64,6 +65,7 @@ if case == "pipeline":
         for _ in range(steps * 10):
             next(iterator)
         rates.append(steps * 10 * batch * config.seq_len / (time.perf_counter() - start))
+    rates = {case: rates}
 else:
     def plain_keras_lstm():
         inputs = keras.Input((config.seq_len,), dtype="int32")
@@ -71,8 +73,6 @@ else:
         x = keras.layers.LSTM(config.hidden_dim, return_sequences=True)(x)
         return keras.Model(inputs, keras.layers.Dense(config.vocab_size)(x))
 
-    # A "-pair" case measures two cases side by side, their repetitions interleaved.
-    names = PAIRS.get(case, [case])
     models = {name: plain_keras_lstm() if name == "lstm-keras" else build_model(config)
               for name in names}
     datasets = {name: dataset for name in names}
@@ -97,9 +97,9 @@ print(json.dumps(result))
 """
 
 CASES = ["transformer", "transformer-in-memory", "lstm", "lstm-keras", "pipeline"]
-PAIRS = {"transformer-pair": ["transformer", "transformer-in-memory"],
-         "lstm-pair": ["lstm", "lstm-keras"]}
-RATIO_NAMES = {"transformer-pair": "pipeline_vs_in_memory", "lstm-pair": "lstm_vs_keras_lstm"}
+# The cases a target compares, measured in one process: ratio name -> (numerator, denominator).
+PAIRS = {"pipeline_vs_in_memory": ("transformer", "transformer-in-memory"),
+         "lstm_vs_keras_lstm": ("lstm", "lstm-keras")}
 
 
 def flops_per_token(case, config):
@@ -124,29 +124,26 @@ def main():
     results = {}
     ratios = {}
     # Cases compared by a target run in one process, interleaved (see the module docstring).
-    workers = []
+    workers = []  # tuples of cases, one process each
     for case in args.cases:
-        pair = next((name for name, cases in PAIRS.items() if case in cases), None)
-        if pair and set(PAIRS[pair]) <= set(args.cases):
-            case = pair
-        if case not in workers:
-            workers.append(case)
-    for worker_case in workers:
-        out = subprocess.run([sys.executable, "-c", WORKER, worker_case, str(args.steps),
-                              str(args.repeats), args.corpus], capture_output=True, text=True,
-                             cwd=REPO, check=True)
+        pair = next((p for p in PAIRS.values() if case in p and set(p) <= set(args.cases)),
+                    (case,))
+        if pair not in workers:
+            workers.append(pair)
+    for worker_cases in workers:
+        out = subprocess.run([sys.executable, "-c", WORKER, ",".join(worker_cases),
+                              str(args.steps), str(args.repeats), args.corpus],
+                             capture_output=True, text=True, cwd=REPO, check=True)
         measured = json.loads(out.stdout.strip().splitlines()[-1])
-        rates = measured.pop("tokens_per_s")
-        if worker_case in PAIRS:
-            first, second = PAIRS[worker_case]
-            ratios[RATIO_NAMES[worker_case]] = float(statistics.median(
-                a / b for a, b in zip(rates[first], rates[second])))
-        for case, case_rates in (rates.items() if isinstance(rates, dict)
-                                 else [(worker_case, rates)]):
+        rates = measured.pop("tokens_per_s")  # case -> one rate per repetition
+        for ratio_name, (first, second) in PAIRS.items():
+            if (first, second) == worker_cases:
+                ratios[ratio_name] = float(statistics.median(
+                    a / b for a, b in zip(rates[first], rates[second])))
+        for case, case_rates in rates.items():
             result = {**measured, "case": case, "tokens_per_s": summarize(case_rates)}
-            if isinstance(result.get("parameters"), dict):
-                result["parameters"] = result["parameters"][case]
             if case != "pipeline":
+                result["parameters"] = result["parameters"][case]
                 result["flops_per_token"] = flops_per_token(case, result["config"])
                 result["mfu"] = (result["flops_per_token"] * result["tokens_per_s"]["median"]
                                  / (peak * 1e9))
