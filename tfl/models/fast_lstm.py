@@ -51,7 +51,7 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
             h = o * tf.tanh(c)
             return h, c, tf.concat([i, f, g, o], axis=-1)
 
-        gates0 = tf.zeros_like(tf.concat([h0, h0, h0, h0], axis=-1))
+        gates0 = tf.zeros_like(input_part[0])  # (B, 4H): scan's carries need a start value
         # scan stacks every step's carry: all h and c, and the activated gates for backward.
         hs, cs, gates = tf.scan(forward_step, input_part, initializer=(h0, c0, gates0))
         outputs = tf.transpose(hs, [1, 0, 2])
@@ -76,7 +76,7 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
                 return tf.matmul(d_z, recurrent_kernel, transpose_b=True), d_c * f, d_z
 
             d_h0, d_c0, d_zs = tf.scan(backward_step, (d_hs, cs, c_prev, gates),
-                                       initializer=(d_h_last * 0.0, d_c_last, gates0),
+                                       initializer=(tf.zeros_like(d_h_last), d_c_last, gates0),
                                        reverse=True)
             # scan stacks every carry; the gradients reaching the initial state are step 0's.
             d_h0, d_c0 = d_h0[0], d_c0[0]
