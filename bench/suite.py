@@ -3,7 +3,8 @@
     tfl bench                          # everything (about 25 minutes on 2 cores)
     tfl bench --only training startup  # some of it
 
-Runs each benchmark script in its own process (startup, training, generation, compression),
+Runs each benchmark script in its own process (startup, training, generation, compression, and
+profile: the training step's kernel time by what the kernels do),
 then gathers their JSON into `bench/results/summary.json`, `summary.md` and `summary.png`.
 Every throughput sits next to the fp32 matmul throughput measured in the same benchmark run.
 
@@ -28,11 +29,13 @@ BENCHMARKS = {
     "training": ["training.py"],
     "generation": ["generation.py"],
     "compression": ["compression.py"],
+    "profile": ["step_profile.py"],
 }
 QUICK_ARGS = {
     "startup": ["--repeats", "3"],
     "training": ["--steps", "10", "--repeats", "2", "--cases", "transformer", "pipeline"],
     "generation": ["--repeats", "1"],
+    "profile": ["--steps", "3", "--repeats", "1"],
 }
 REGRESSION_TOLERANCE = 0.10
 
@@ -77,6 +80,10 @@ def figures(results):
             if "final_val_loss" in result:
                 rows.append((f"{architecture} char-cpu validation loss", result["final_val_loss"],
                              "nats/token", False, None))
+    profile = results.get("profile")
+    if profile:
+        rows.append(("training step share in matrix products", profile["matmul_share"],
+                     "fraction", True, None))
     startup = results.get("startup")
     if startup:
         rows.append(("tfl --help start", startup["results"]["tfl --help"]["median"], "s", False,

@@ -43,3 +43,26 @@ def test_throughputs_are_compared_per_unit_of_matmul_peak():
     # A latency (lower is better) 20% up warns.
     history = [{"machine": "m", "figures": [["tfl --help start", 1.0, None]]}]
     assert suite.check_regressions([("tfl --help start", 1.2, "s", False, None)], history, "m")
+
+
+def test_step_profile_accounts_for_the_model_flops(tmp_path):
+    # The kernel profile reads the FLOPs of every matrix product from XLA's optimized HLO; their
+    # sum must be the closed-form count that MFU is computed with (bench/training.py).
+    env = {**os.environ, "TFL_BENCH_RESULTS": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "tfl", "bench", "--only", "profile",
+                             "--quick"], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    groups = {g["group"]: g for g in profile["groups"]}
+    hlo_gflop = sum(g["gflop_per_step"] or 0 for g in groups.values())
+    assert hlo_gflop == pytest.approx(profile["model_gflop_per_step"], rel=1e-9)
+    # Forward feed-forward: 4 layers x 2 products x 2 x (12 x 64) x 128 x 512 FLOPs.
+    assert groups["matmul: feed-forward"]["gflop_per_step"] == pytest.approx(
+        4 * 2 * 2 * 768 * 128 * 512 / 1e9)
+    assert groups["matmul: feed-forward (backward)"]["gflop_per_step"] == pytest.approx(
+        2 * groups["matmul: feed-forward"]["gflop_per_step"])
+    assert sum(g["share"] for g in groups.values()) == pytest.approx(1.0)
+    assert 0 < profile["matmul_share"] < 1
+    assert "optimizer: AdamW, clipping, gradient sums" in groups
+    assert (tmp_path / "profile.png").stat().st_size > 0
+    assert "| training step share in matrix products |" in (tmp_path / "summary.md").read_text()

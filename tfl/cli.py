@@ -396,7 +396,7 @@ def build_parser():
     bench = commands.add_parser(
         "bench", help="run the benchmark suite (bench/) and write bench/results/summary.*")
     bench.add_argument("--only", nargs="+",
-                       choices=["startup", "training", "generation", "compression"])
+                       choices=["startup", "training", "generation", "compression", "profile"])
     bench.add_argument("--quick", action="store_true",
                        help="fewer steps and repeats, results in bench/results/quick/")
     bench.set_defaults(handler=cmd_bench, needs_tensorflow=False)

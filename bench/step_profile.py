@@ -1,0 +1,234 @@
+"""Where a Transformer training step spends its time: a kernel-level profile of the XLA step.
+
+    python bench/step_profile.py [--steps 20] [--repeats 5]
+
+With XLA on the CPU, one training step runs as a sequence of kernels: matrix products and
+fused element-wise loops. XLA's `--xla_cpu_enable_xprof_traceme` makes each kernel a named
+event in TensorFlow's profiler trace, and the optimized HLO (dumped in the same run) says what
+each kernel computes: its `op_name` names the layer and operation, and for a matrix product the
+operand shapes give its FLOPs. The script groups kernel time by what the kernels do and prints,
+per group, milliseconds per step, share of the step and, for matrix products, the GFLOP/s they
+reach beside the fp32 matmul peak measured in the same run. It writes `profile.json` and
+`profile.png` under `bench/results/`.
+
+Tracing each kernel costs time itself, so the wall time per step is measured twice, without and
+with the profiler; shares are of the summed kernel time (kernels may overlap on the two cores).
+The model is the char-cpu Transformer compiled exactly as `tfl train` compiles it.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+DUMP = Path(tempfile.mkdtemp(prefix="tfl-step-profile-"))
+# The flags must be set before TensorFlow is imported (XLA reads them once).
+os.environ["XLA_FLAGS"] = " ".join([
+    os.environ.get("XLA_FLAGS", ""), "--xla_cpu_enable_xprof_traceme=true",
+    f"--xla_dump_to={DUMP / 'hlo'}", "--xla_dump_hlo_as_text",
+    "--xla_dump_hlo_module_re=.*one_step_on_data.*"])
+
+from common import machine_info, matmul_peak_gflops, print_table, results_dir, write_result  # noqa: E402
+
+# (group, test on the HLO instruction) in order; the first that matches names the kernel.
+MATMUL_GROUPS = [
+    ("matmul: attention q, k, v, out projections",
+     lambda name: re.search(r"/(query|key|value|attention_output)\w*/", name)),
+    ("matmul: attention scores and weighted values", lambda name: "self_attention" in name),
+    ("matmul: feed-forward", lambda name: "feedforward" in name),
+    ("matmul: output projection (tied embedding)", lambda name: "token_embedding" in name),
+    ("matmul: other", lambda name: True),
+]
+ELEMENTWISE_GROUPS = [
+    ("optimizer: AdamW, clipping, gradient sums",
+     lambda name: name == "" or "adam" in name.lower() or not name.startswith(
+         ("transformer_lm", "gradient_tape", "compile_loss"))),
+    ("element-wise: layer norms", lambda name: "layer_norm" in name or "final_norm" in name),
+    ("element-wise: GELU and feed-forward biases", lambda name: "feedforward" in name),
+    ("element-wise: attention softmax, mask, layout copies",
+     lambda name: "self_attention" in name),
+    ("element-wise: loss", lambda name: "loss" in name),
+    ("element-wise: embeddings, residual adds", lambda name: True),
+]
+
+
+def read_hlo(path):
+    """instruction name -> (opcode, shape dims, op_name, operand names) of the optimized HLO."""
+    instructions = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]\S* ([\w-]+)\(([^)]*)\)", line)
+        if not match:
+            continue
+        name, dims, opcode, operands = match.groups()
+        op_name = re.search(r'op_name="([^"]*)"', line)
+        contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", line)
+        instructions[name] = {
+            "opcode": opcode, "dims": [int(d) for d in dims.split(",") if d],
+            "op_name": op_name.group(1) if op_name else "",
+            "operands": re.findall(r"%([\w.-]+)", operands),
+            "contracting": [int(d) for d in contracting.group(1).split(",") if d]
+            if contracting else []}
+    return instructions
+
+
+def dot_flops(instruction, instructions):
+    """2 x output elements x contracted length, from the HLO shapes."""
+    lhs = instructions.get(instruction["operands"][0]) if instruction["operands"] else None
+    if not lhs:
+        return 0
+    contracted = 1
+    for axis in instruction["contracting"]:
+        contracted *= lhs["dims"][axis]
+    out = 1
+    for d in instruction["dims"]:
+        out *= d
+    return 2 * out * contracted
+
+
+def group_of(instruction):
+    name = instruction["op_name"].replace("transformer_lm_1/", "transformer_lm/")
+    groups = MATMUL_GROUPS if instruction["opcode"] == "dot" else ELEMENTWISE_GROUPS
+    backward = " (backward)" if name.startswith("gradient_tape") else ""
+    for group, test in groups:
+        if test(name):
+            return group + (backward if instruction["opcode"] == "dot" else "")
+    raise AssertionError("the last group matches everything")
+
+
+def kernel_times(trace_dir, instructions, steps):
+    """group -> [ms per step, kernels per step] summed over the traced steps."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(next(Path(trace_dir).rglob("*.xplane.pb")).read_bytes())
+    totals, counts = Counter(), Counter()
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                instruction = instructions.get(names.get(event.metadata_id, ""))
+                if instruction is None:  # executor bookkeeping, Python, TensorFlow ops
+                    continue
+                group = group_of(instruction)
+                totals[group] += event.duration_ps / 1e9 / steps
+                counts[group] += 1 / steps
+    return totals, counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="steps traced and timed")
+    parser.add_argument("--repeats", type=int, default=5, help="untraced timings of --steps")
+    parser.add_argument("--batch", type=int, default=12)
+    parser.add_argument("--corpus", default="tiny_shakespeare")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from tfl.data import load_corpus, make_dataset
+    from tfl.models import TransformerConfig, build_model
+    from tfl.tokenizers import build_tokenizer
+    from tfl.train import TrainConfig, compile_model
+    from training import flops_per_token
+
+    corpus = load_corpus(args.corpus)
+    tokenizer = build_tokenizer("char", corpus.train)
+    config = TransformerConfig.from_preset("char-cpu", vocab_size=tokenizer.vocab_size)
+    dataset = make_dataset(tokenizer.encode(corpus.train), config.seq_len, args.batch,
+                           shuffle=True, repeat=True, seed=0)
+    x, y = next(iter(dataset))
+    model = build_model(config)
+    compile_model(model, TrainConfig(steps=10 ** 6, batch_size=args.batch))
+    for _ in range(10):  # trace and compile, warm up
+        model.train_on_batch(x, y)
+
+    def seconds_per_step():
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            model.train_on_batch(x, y)
+        return (time.perf_counter() - start) / args.steps
+
+    peaks, walls = [], []
+    for _ in range(args.repeats):
+        peaks.append(matmul_peak_gflops(repeats=10))
+        walls.append(seconds_per_step())
+    trace_dir = DUMP / "trace"
+    tf.profiler.experimental.start(str(trace_dir))
+    traced = seconds_per_step()
+    tf.profiler.experimental.stop()
+
+    hlo = next((DUMP / "hlo").glob("*one_step_on_data*cpu_after_optimizations.txt"))
+    instructions = read_hlo(hlo)
+    totals, counts = kernel_times(trace_dir, instructions, args.steps)
+    flops = Counter()
+    for instruction in instructions.values():
+        if instruction["opcode"] == "dot":
+            flops[group_of(instruction)] += dot_flops(instruction, instructions)
+    shutil.rmtree(DUMP, ignore_errors=True)
+
+    peak = statistics.median(peaks)
+    kernel_ms = sum(totals.values())
+    model_flops = flops_per_token("transformer", vars(config)) * args.batch * config.seq_len
+    rows = [{"group": group, "ms_per_step": ms, "share": ms / kernel_ms,
+             "kernels_per_step": round(counts[group]),
+             "gflop_per_step": flops[group] / 1e9 if group in flops else None,
+             "gflops": flops[group] / (ms / 1e3) / 1e9 if group in flops else None}
+            for group, ms in totals.most_common()]
+    wall_ms = statistics.median(walls) * 1e3
+    payload = {"benchmark": "profile", "matmul_gflops": peak, **machine_info(),
+               "batch": args.batch, "seq_len": config.seq_len, "steps": args.steps,
+               "wall_ms_per_step": {"median": wall_ms, "min": min(walls) * 1e3,
+                                    "max": max(walls) * 1e3, "repeats": len(walls)},
+               "traced_ms_per_step": traced * 1e3, "kernel_ms_per_step": kernel_ms,
+               "model_gflop_per_step": model_flops / 1e9,
+               "mfu": model_flops / (wall_ms / 1e3) / (peak * 1e9),
+               "matmul_share": sum(r["share"] for r in rows if r["group"].startswith("matmul")),
+               "groups": rows}
+    path = write_result("profile", payload)
+    plot(rows, results_dir() / "profile.png", peak)
+
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (median beside each timing)")
+    print(f"step: {wall_ms:.1f} ms untraced (min {min(walls) * 1e3:.1f}), "
+          f"{traced * 1e3:.1f} ms traced; {model_flops / 1e9:.2f} model GFLOP per step, "
+          f"MFU {payload['mfu']:.1%}")
+    print_table(["kernels grouped by what they do", "ms/step", "share", "kernels/step",
+                 "GFLOP/s"],
+                [[r["group"], f"{r['ms_per_step']:.2f}", f"{r['share']:.1%}",
+                  f"{r['kernels_per_step']}", f"{r['gflops']:.0f}" if r["gflops"] else "-"]
+                 for r in rows])
+    print(f"matrix products: {payload['matmul_share']:.1%} of kernel time")
+    print(f"wrote {path}")
+
+
+def plot(rows, path, peak):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2))
+    labels = [r["group"] for r in rows][::-1]
+    values = [r["ms_per_step"] for r in rows][::-1]
+    colors = ["tab:blue" if label.startswith("matmul") else "tab:orange" for label in labels]
+    ax.barh(labels, values, color=colors)
+    for y, r in enumerate(rows[::-1]):
+        if r["gflops"]:
+            ax.text(r["ms_per_step"], y, f" {r['gflops']:.0f} GFLOP/s", va="center", fontsize=8)
+    ax.margins(x=0.15)  # room for the GFLOP/s labels
+    ax.set_xlabel("kernel time per training step (ms)")
+    ax.set_title(f"char-cpu Transformer training step by kernel group "
+                 f"(matmul peak {peak:.0f} GFLOP/s)", fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
