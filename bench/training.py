@@ -84,7 +84,8 @@ else:
     if "transformer-in-memory" in names:
         batches = list(dataset.take(steps).as_numpy_iterator())
         datasets["transformer-in-memory"] = tf.data.Dataset.from_tensor_slices(
-            tuple(np.stack([b[i] for b in batches]) for i in (0, 1))).repeat()
+            tuple(np.stack([b[i] for b in batches]) for i in (0, 1))).repeat().with_options(
+            dataset.options())  # the pipeline's tf.data settings (autotuning off)
     for name, model in models.items():
         compile_model(model, TrainConfig(steps=10 ** 6, batch_size=batch))
         model.fit(datasets[name], steps_per_epoch=10, epochs=1, verbose=0)  # trace, compile

