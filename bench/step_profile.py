@@ -34,7 +34,8 @@ os.environ["XLA_FLAGS"] = " ".join([
     f"--xla_dump_to={DUMP / 'hlo'}", "--xla_dump_hlo_as_text",
     "--xla_dump_hlo_module_re=.*one_step_on_data.*"])
 
-from common import machine_info, matmul_peak_gflops, print_table, results_dir, write_result  # noqa: E402
+from common import (machine_info, matmul_peak_gflops, print_table,  # noqa: E402
+                    results_dir, write_result)
 
 # (group, test on the HLO instruction) in order; the first that matches names the kernel.
 MATMUL_GROUPS = [
