@@ -47,9 +47,9 @@ MATMUL_GROUPS = [
     ("matmul: other", lambda name: True),
 ]
 ELEMENTWISE_GROUPS = [
+    # Whatever is outside the model, its gradient and the loss is the optimizer's update step.
     ("optimizer: AdamW, clipping, gradient sums",
-     lambda name: name == "" or "adam" in name.lower() or not name.startswith(
-         ("transformer_lm", "gradient_tape", "compile_loss"))),
+     lambda name: not name.startswith(("transformer_lm", "gradient_tape", "compile_loss"))),
     ("element-wise: layer norms", lambda name: "layer_norm" in name or "final_norm" in name),
     ("element-wise: GELU and feed-forward biases", lambda name: "feedforward" in name),
     ("element-wise: attention softmax, mask, layout copies",

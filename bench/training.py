@@ -159,9 +159,6 @@ def main():
                 result["mfu"] = float(statistics.median(
                     result["flops_per_token"] * rate / (rep_peak * 1e9)
                     for rate, rep_peak in zip(case_rates, peaks[case])))
-                # For comparison: the median throughput against the peak at the start of the run.
-                result["mfu_vs_start_peak"] = (result["flops_per_token"]
-                                               * result["tokens_per_s"]["median"] / (peak * 1e9))
             results[case] = result
     path = write_result("training", {"benchmark": "training", "matmul_gflops": peak,
                                      "steps": args.steps, **machine_info(), "results": results,

@@ -15,11 +15,11 @@ same static shape and the same dataset distributes unchanged under a `tf.distrib
 (which splits each global batch across replicas).
 
 The pipeline runs with tf.data's autotuning switched off and fixed parallelism instead. With
-autotuning on, `model.fit` on this 2-core machine often locked into steps of exactly 128 ms where
-the same step otherwise takes 75-95 ms (measured for the char-cpu LSTM: half of twelve
-20-step repetitions at 127.8-128.7 ms per step; none with autotuning off, where the median was
-79 ms). Cutting windows out of an array in memory needs no tuning: this pipeline alone delivers
-over a million tokens a second, far more than any model here consumes.
+autotuning on, `model.fit` on a 2-core machine locked into slower steps in about half of the
+repetitions: exactly 128 ms for the char-cpu LSTM (75-95 ms otherwise) and 63.9 ms for the
+char-cpu Transformer (39-42 ms otherwise); with it off, none of twenty did (medians 79 against
+110 ms, and 40.5 against 53.3 ms). Cutting windows out of an array in memory needs no tuning:
+this pipeline alone delivers over a million tokens a second, far more than a model here uses.
 
 >>> import numpy as np
 >>> ds = make_dataset(np.arange(100), seq_len=8, global_batch_size=4)
