@@ -69,8 +69,9 @@ def figures(results):
     generation = results.get("generation")
     if generation:
         for r in generation["results"]:
-            rows.append((f"generation {r['case']}", r["fast_tokens_per_s"]["median"],
-                         "tokens/s", True, generation["matmul_gflops"]))
+            rows.append((f"generation {r['case']}, {r['new_tokens']} new tokens",
+                         r["fast_tokens_per_s"]["median"], "tokens/s", True,
+                         generation["matmul_gflops"]))
     compression = results.get("compression")
     if compression:
         for architecture, result in compression["results"].items():

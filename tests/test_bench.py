@@ -66,3 +66,13 @@ def test_step_profile_accounts_for_the_model_flops(tmp_path):
     assert "optimizer: AdamW, clipping, gradient sums" in groups
     assert (tmp_path / "profile.png").stat().st_size > 0
     assert "| training step share in matrix products |" in (tmp_path / "summary.md").read_text()
+
+
+def test_every_summary_figure_has_its_own_name():
+    # The regression check matches figures by name: two figures under one name would be
+    # compared with each other's history.
+    recorded = {name: json.loads((BENCH / "results" / f"{name}.json").read_text())
+                for name in suite.BENCHMARKS if (BENCH / "results" / f"{name}.json").is_file()}
+    assert "generation" in recorded and "training" in recorded
+    names = [row[0] for row in suite.figures(recorded)]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
