@@ -171,7 +171,6 @@ def main():
     for instruction in instructions.values():
         if instruction["opcode"] == "dot":
             flops[group_of(instruction)] += dot_flops(instruction, instructions)
-    shutil.rmtree(DUMP, ignore_errors=True)
 
     peak = statistics.median(peaks)
     kernel_ms = sum(totals.values())
@@ -232,4 +231,7 @@ def plot(rows, path, peak):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:  # the HLO dump and the trace are read by main; nothing of them is kept
+        shutil.rmtree(DUMP, ignore_errors=True)
