@@ -33,7 +33,8 @@ RUNS = {
 
 
 def trained_run(architecture, runs_dir, corpus):
-    from tfl.train import TrainConfig, train
+    from tfl.training.config import TrainConfig
+    from tfl.training.workflow import train
 
     out = Path(runs_dir) / f"{architecture}-char-cpu"
     settings = RUNS[architecture]
@@ -44,7 +45,7 @@ def trained_run(architecture, runs_dir, corpus):
 
 def float32_logit_difference(run_dir, tflite_path, windows=8):
     """Largest |TFLite float32 logit - Keras logit| over validation-like random windows."""
-    from tfl.litert import LiteRTModel
+    from tfl.edge.litert import LiteRTModel
     from tfl.run import load_run
 
     run = load_run(run_dir)
@@ -65,7 +66,7 @@ def main():
                         help="benchmark only these; results of the others already in "
                              "compression.json are kept")
     args = parser.parse_args()
-    from tfl.compress import optimize_run
+    from tfl.edge.report import optimize_run
 
     peak = matmul_peak_gflops()
     previous = results_dir() / "compression.json"

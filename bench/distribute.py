@@ -21,10 +21,10 @@ WORKER = """
 import json, sys, time, tempfile
 import keras
 from tfl.data import load_corpus, encode_splits, make_dataset
-from tfl.distribute import get_strategy
+from tfl.training.distribute import get_strategy
 from tfl.models import TransformerConfig, build_model
 from tfl.tokenizers import build_tokenizer
-from tfl.train import TrainConfig, compile_model
+from tfl.training.config import TrainConfig, compile_model
 devices, steps, corpus_name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 strategy = get_strategy(devices)
 corpus = load_corpus(corpus_name)

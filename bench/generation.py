@@ -28,7 +28,7 @@ VOCAB_SIZE = 68  # Tiny Shakespeare's 65 characters and 3 special tokens
 
 
 def tokens_per_second(model, config, new_tokens, cached, repeats):
-    from tfl.generation import generate_ids
+    from tfl.inference.generate import generate_ids
 
     generate_ids(model, config, [3], new_tokens, cached=cached)  # warm-up: trace and compile
     rates = []

@@ -135,7 +135,7 @@ def main():
     from tfl.data import load_corpus, make_dataset
     from tfl.models import TransformerConfig, build_model
     from tfl.tokenizers import build_tokenizer
-    from tfl.train import TrainConfig, compile_model
+    from tfl.training.config import TrainConfig, compile_model
     from training import flops_per_token
 
     corpus = load_corpus(args.corpus)

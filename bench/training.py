@@ -42,7 +42,7 @@ from common import matmul_peak_gflops
 from tfl.data import load_corpus, make_dataset
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers import build_tokenizer
-from tfl.train import TrainConfig, compile_model
+from tfl.training.config import TrainConfig, compile_model
 
 # One case, or two (comma-separated) measured side by side with their repetitions interleaved.
 names, steps, repeats, corpus_name = (sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]),

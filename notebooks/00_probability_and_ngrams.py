@@ -21,7 +21,7 @@
 # on average, hesitating between.
 #
 # The oldest language models simply count. An **n-gram model** looks only at the previous n - 1
-# tokens. This notebook builds them with `tfl.ngram` on Tiny Shakespeare, character by character.
+# tokens. This notebook builds them with `tfl.models.ngram` on Tiny Shakespeare, character by character.
 
 # %%
 import math
@@ -30,8 +30,7 @@ import os
 import matplotlib.pyplot as plt
 
 import tfl
-from tfl.ngram import NGramLM, ngram_baseline
-from tfl.quickstart import load_corpus_or_fallback
+from tfl.models.ngram import NGramLM, ngram_baseline
 
 # TFL_NOTEBOOK_SIZE=tiny runs every notebook on small settings (CI does this).
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
@@ -42,7 +41,7 @@ ORDERS = [1, 2, 3] if TINY else [1, 2, 3, 4, 5, 6, 7]
 # ## The corpus and its characters
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
 tokenizer = tfl.build_tokenizer("char", corpus.train)
 print(corpus.split_sizes(), "vocabulary:", tokenizer.vocab_size)
 print(corpus.train[:200])

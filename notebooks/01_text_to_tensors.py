@@ -21,14 +21,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tfl
-from tfl.quickstart import load_corpus_or_fallback
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 SEQ_LEN = 16 if TINY else 64
 BATCH_SIZE = 4
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
 train_text = corpus.train[:100_000] if TINY else corpus.train
 
 # %% [markdown]

@@ -29,12 +29,10 @@ import keras
 import numpy as np
 
 import tfl
-import tfl.train
-from tfl.evaluate import evaluate_split
+from tfl.inference.evaluate import evaluate_split
 from tfl.models import LSTMConfig
-from tfl.ngram import ngram_baseline
-from tfl.quickstart import load_corpus_or_fallback
-from tfl.train import TrainConfig
+from tfl.models.ngram import ngram_baseline
+from tfl import TrainConfig
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "micro"
@@ -66,9 +64,9 @@ np.testing.assert_allclose(h1, h1_keras.numpy(), atol=1e-6)
 # ## Train the language model
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
 run_dir = os.path.join(tempfile.mkdtemp(), f"lstm-{PRESET}")
-history = tfl.train.train("lstm", PRESET, corpus.name, run_dir, log=None,
+history = tfl.train("lstm", PRESET, corpus.name, run_dir, log=None,
                           train_config=TrainConfig(steps=STEPS, eval_interval=max(STEPS // 5, 1),
                                                    batch_size=32, sample_tokens=0))
 run = tfl.load_run(run_dir)

@@ -25,11 +25,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tfl
-import tfl.train
-from tfl.evaluate import evaluate_split
+from tfl.inference.evaluate import evaluate_split
 from tfl.models.attention import attention_weights, block_input
-from tfl.quickstart import load_corpus_or_fallback
-from tfl.train import TrainConfig
+from tfl import TrainConfig
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "micro"
@@ -48,11 +46,11 @@ print(mask.astype(int))
 # ## Train a small Transformer and an LSTM on the same budget
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
 runs = {}
 for architecture in ("transformer", "lstm"):
     run_dir = os.path.join(tempfile.mkdtemp(), f"{architecture}-{PRESET}")
-    tfl.train.train(architecture, PRESET, corpus.name, run_dir, log=None,
+    tfl.train(architecture, PRESET, corpus.name, run_dir, log=None,
                     train_config=TrainConfig(steps=STEPS, eval_interval=max(STEPS // 5, 1),
                                              batch_size=32, sample_tokens=0))
     runs[architecture] = tfl.load_run(run_dir)

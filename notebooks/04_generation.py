@@ -24,11 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tfl
-import tfl.train
-from tfl.decoding import make_decoder
-from tfl.generation import generate_ids, without_special_tokens
-from tfl.quickstart import load_corpus_or_fallback
-from tfl.train import TrainConfig
+from tfl.inference.decoders import make_decoder
+from tfl.inference.generate import generate_ids, without_special_tokens
+from tfl import TrainConfig
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "micro"
@@ -38,8 +36,8 @@ PROMPT = "ROMEO:\n"
 SAMPLE_TOKENS = 20 if TINY else 50  # beam search must fit in one context window
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
-history = tfl.train.train("transformer", PRESET, corpus.name, RUN_DIR, log=None,
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
+history = tfl.train("transformer", PRESET, corpus.name, RUN_DIR, log=None,
                           train_config=TrainConfig(steps=STEPS, eval_interval=STEPS // 2,
                                                    batch_size=32, sample_tokens=0))
 print(f"validation loss after {STEPS} steps: {history[-1]['val_loss']:.3f}")

@@ -20,9 +20,9 @@
 # devices. That must happen before TensorFlow runs anything, so it is the first cell.
 
 # %%
-import tfl.distribute
+import tfl.training.distribute
 
-devices = tfl.distribute.split_cpu(2)
+devices = tfl.training.distribute.split_cpu(2)
 print(devices)
 
 # %%
@@ -33,9 +33,7 @@ import tempfile
 import numpy as np
 
 import tfl
-import tfl.train
-from tfl.quickstart import load_corpus_or_fallback
-from tfl.train import TrainConfig
+from tfl import TrainConfig
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 STEPS = 6 if TINY else 200
@@ -48,13 +46,13 @@ STEPS = 6 if TINY else 200
 # replica's gradient before the all-reduce rather than the summed one.
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
 root = tempfile.mkdtemp()
 config = TrainConfig(steps=STEPS, eval_interval=max(STEPS // 3, 1), batch_size=16,
                      sample_tokens=0, jit_compile=False, clip_norm=0)
 histories = {}
 for n in (1, 2):
-    histories[n] = tfl.train.train("transformer", "nano", corpus.name, f"{root}/devices-{n}",
+    histories[n] = tfl.train("transformer", "nano", corpus.name, f"{root}/devices-{n}",
                                    train_config=config, devices=n, log=None)
 for n, h in histories.items():
     print(f"{n} device(s): losses {[round(r['loss'], 5) for r in h]}")

@@ -33,14 +33,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tfl
-import tfl.train
-from tfl import optimize
-from tfl.compress import optimize_run
-from tfl.export import convert_to_tflite
-from tfl.litert import LiteRTModel, generate_tflite
-from tfl.quickstart import load_corpus_or_fallback
-from tfl.train import TrainConfig
-from tfl.twin import make_twin, twin_matches
+from tfl.edge import compression as optimize
+from tfl.edge.report import optimize_run
+from tfl.edge.export import convert_to_tflite
+from tfl.edge.litert import LiteRTModel, generate_tflite
+from tfl import TrainConfig
+from tfl.edge.twin import make_twin, twin_matches
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "char-cpu"
@@ -55,8 +53,8 @@ RUN_DIR = os.path.join(WORK, f"transformer-{PRESET}")
 # A character-level Transformer trained for a short while on Tiny Shakespeare.
 
 # %%
-corpus = load_corpus_or_fallback("tiny_shakespeare", None, print)
-history = tfl.train.train("transformer", PRESET, corpus.name, RUN_DIR, log=None,
+corpus = tfl.load_corpus_or_fallback("tiny_shakespeare", None, print)
+history = tfl.train("transformer", PRESET, corpus.name, RUN_DIR, log=None,
                           train_config=TrainConfig(steps=STEPS, eval_interval=STEPS // 2,
                                                    sample_tokens=0))
 run = tfl.load_run(RUN_DIR)

@@ -67,7 +67,7 @@ def test_devices_option_is_checked(capsys):
 def test_two_worker_processes_train_in_sync(model, tmp_path):
     # Two workers on 127.0.0.1 (free ports chosen now), each its own process with TF_CONFIG.
     # The LSTM's embedding gradient is IndexedSlices: the collective gathers it across workers.
-    from tfl.multi_worker import local_tf_configs
+    from tfl.training.multi_worker import local_tf_configs
 
     args = [sys.executable, "-m", "tfl", *map(str, train_args(
         model, "OUT", "--multi-worker", "--no-jit", "--clip-norm", "0"))]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfl.errors import TflError
-from tfl.evaluate import eval_windows, evaluate_ids, evaluate_split
+from tfl.inference.evaluate import eval_windows, evaluate_ids, evaluate_split
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers import CharTokenizer
 

@@ -9,7 +9,8 @@ from tfl.cli import main
 from tfl.errors import TflError
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.run import load_run
-from tfl.train import TrainConfig, train
+from tfl.training.config import TrainConfig
+from tfl.training.workflow import train
 
 TINY = TrainConfig(steps=20, eval_interval=20, batch_size=8, eval_batches=2, sample_tokens=0,
                    seed=5)
@@ -27,7 +28,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(runs, tmp_path_factory):
-    from tfl.export import export_run
+    from tfl.edge.export import export_run
 
     root = tmp_path_factory.mktemp("exports")
     return {a: export_run(runs / a, root / a, quantizations=("float32", "dynamic-int8", "int8"))
@@ -48,7 +49,7 @@ def random_windows(config, count=3, seed=0):
                            embedding_dim=32),
 ], ids=["learned", "sinusoidal", "untied", "lstm", "lstm-2-layers-tied"])
 def test_twin_gives_the_same_logits(config):
-    from tfl.twin import make_twin
+    from tfl.edge.twin import make_twin
 
     model = build_model(config)
     # Random but large weights, so a mis-copied matrix cannot hide behind tiny initial values.
@@ -63,7 +64,7 @@ def test_twin_gives_the_same_logits(config):
 
 
 def test_rotary_models_are_refused_with_the_option_that_works():
-    from tfl.twin import build_twin
+    from tfl.edge.twin import build_twin
 
     with pytest.raises(TflError, match="--position learned"):
         build_twin(TransformerConfig.from_preset("nano", vocab_size=20, position="rotary"))
@@ -84,7 +85,7 @@ def test_saved_model_reloads_with_the_same_logits(architecture, runs, exported):
 @pytest.mark.parametrize("architecture", ["transformer", "lstm"])
 def test_tflite_float32_matches_keras_and_the_step_signature_matches_the_window(
         architecture, runs, exported):
-    from tfl.litert import LiteRTModel
+    from tfl.edge.litert import LiteRTModel
 
     run = load_run(runs / architecture)
     model = LiteRTModel(exported[architecture]["tflite"]["float32"])
@@ -102,8 +103,8 @@ def test_tflite_float32_matches_keras_and_the_step_signature_matches_the_window(
 @pytest.mark.parametrize("architecture", ["transformer", "lstm"])
 def test_tflite_perplexity_matches_keras_and_int8_stays_close(architecture, runs, exported):
     from tfl.data import load_corpus
-    from tfl.evaluate import evaluate_ids
-    from tfl.litert import LiteRTModel, evaluate_tflite
+    from tfl.inference.evaluate import evaluate_ids
+    from tfl.edge.litert import LiteRTModel, evaluate_tflite
 
     run = load_run(runs / architecture)
     ids = run.tokenizer.encode(load_corpus("python_docs").validation[:3000])
@@ -117,7 +118,7 @@ def test_tflite_perplexity_matches_keras_and_int8_stays_close(architecture, runs
 
 @pytest.mark.parametrize("architecture", ["transformer", "lstm"])
 def test_generate_from_tflite_equals_keras_generation(architecture, runs, exported, capsys):
-    from tfl.generation import generate
+    from tfl.inference.generate import generate
 
     expected = generate(load_run(runs / architecture), "def ", 30, sampler="greedy")
     path = exported[architecture]["tflite"]["float32"]
@@ -127,7 +128,7 @@ def test_generate_from_tflite_equals_keras_generation(architecture, runs, export
 
 
 def test_pruning_reaches_the_target_and_reports_what_it_measured(runs):
-    from tfl import optimize
+    from tfl.edge import compression as optimize
     from tfl.data import load_corpus
 
     run = load_run(runs / "transformer")
@@ -146,7 +147,7 @@ def test_pruning_reaches_the_target_and_reports_what_it_measured(runs):
 
 
 def test_clustering_and_qat_report_what_they_cover(runs):
-    from tfl import optimize
+    from tfl.edge import compression as optimize
     from tfl.data import load_corpus
 
     run = load_run(runs / "lstm")

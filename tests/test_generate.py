@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from tfl.decoding import CachedTransformerDecoder, RecomputeDecoder, StatefulLSTMDecoder
+from tfl.inference.decoders import CachedTransformerDecoder, RecomputeDecoder, StatefulLSTMDecoder
 from tfl.errors import TflError
-from tfl.generation import decode_loop, generate, generate_ids, make_sampler
+from tfl.inference.generate import decode_loop, generate, generate_ids, make_sampler
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers.base import BOS_ID
 
@@ -126,7 +126,7 @@ def fake_text(sampler, prompt="a", n=6, seed=None, **options):
     ids = [3 + ALPHABET.index(c) for c in prompt]
     chosen = make_sampler(sampler, seed=seed, **options)
     if sampler == "beam":
-        from tfl.generation import beam_search
+        from tfl.inference.generate import beam_search
 
         new = beam_search(FakeDecoder(), ids, n, chosen, seq_len=64)
     else:
@@ -182,7 +182,8 @@ def test_beam_search_stays_within_one_window(transformer):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from tfl.train import TrainConfig, train
+    from tfl.training.config import TrainConfig
+    from tfl.training.workflow import train
 
     root = tmp_path_factory.mktemp("gen")
     corpus = root / "toy.txt"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tfl.errors import TflError
-from tfl.ngram import NGramLM
+from tfl.models.ngram import NGramLM
 
 
 @pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k"])
@@ -35,7 +35,7 @@ def test_a_deterministic_sequence_is_learned():
 
 def test_higher_orders_beat_unigrams_on_real_text():
     from tfl.data import load_corpus
-    from tfl.ngram import ngram_baseline
+    from tfl.models.ngram import ngram_baseline
     from tfl.tokenizers import build_tokenizer
 
     corpus = load_corpus("python_docs")

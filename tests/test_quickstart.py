@@ -32,7 +32,7 @@ def test_quickstart_falls_back_to_python_docs_without_network(tmp_path, capsys, 
     monkeypatch.delenv("TFL_DATA_DIR", raising=False)
     monkeypatch.setenv("TFL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(corpora, "TINY_SHAKESPEARE_URL", "http://127.0.0.1:9/shakespeare.txt")
-    from tfl.quickstart import load_corpus_or_fallback
+    from tfl.data.corpora import load_corpus_or_fallback
 
     messages = []
     corpus = load_corpus_or_fallback("tiny_shakespeare", None, messages.append)

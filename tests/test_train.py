@@ -12,7 +12,8 @@ import pytest
 
 from tfl.errors import TflError
 from tfl.run import load_run
-from tfl.train import TrainConfig, train
+from tfl.training.config import TrainConfig
+from tfl.training.workflow import train
 
 TOY_TEXT = "abcd efgh ijkl mnop\n" * 400  # perfectly predictable after a few characters
 
@@ -55,7 +56,7 @@ def test_saved_run_gives_identical_logits(toy_corpus, tmp_path):
     ids = np.asarray(run.tokenizer.encode(TOY_TEXT[:32]))[None]
     np.testing.assert_array_equal(run.model(ids).numpy(), again.model(ids).numpy())
     assert run.model_config.seq_len == 32
-    assert run.settings["train"]["steps"] == 6
+    assert run.train_config.steps == 6
 
 
 class _InterruptAt(keras.callbacks.Callback):

@@ -16,25 +16,47 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it. Resolved on first access (PEP 562).
 _PUBLIC = {
+    # errors
     "TflError": "tfl.errors",
+    # data and tokenizers
     "Corpus": "tfl.data.corpora",
     "load_corpus": "tfl.data.corpora",
+    "load_corpus_or_fallback": "tfl.data.corpora",
     "available_corpora": "tfl.data.corpora",
+    "make_dataset": "tfl.data.pipeline",
+    "encode_splits": "tfl.data.pipeline",
     "Tokenizer": "tfl.tokenizers.base",
     "build_tokenizer": "tfl.tokenizers",
     "load_tokenizer": "tfl.tokenizers",
     "tokenizer_stats": "tfl.tokenizers.base",
-    "make_dataset": "tfl.data.pipeline",
-    "encode_splits": "tfl.data.pipeline",
-    "TrainConfig": "tfl.train",
+    # models
+    "TransformerConfig": "tfl.models.config",
+    "LSTMConfig": "tfl.models.config",
+    "build_model": "tfl.models",
+    "model_parts": "tfl.models.parts",
+    "attention_weights": "tfl.models.attention",
+    "NGramLM": "tfl.models.ngram",
+    # runs
+    "Run": "tfl.run",
     "load_run": "tfl.run",
-    "evaluate_run": "tfl.evaluate",
-    "generate": "tfl.generation",
-    "NGramLM": "tfl.ngram",
-    "export_run": "tfl.export",
-    "optimize_run": "tfl.compress",
-    "LiteRTModel": "tfl.litert",
-    "generate_tflite": "tfl.litert",
+    # training
+    "TrainConfig": "tfl.training.config",
+    "train": "tfl.training.workflow",
+    "split_cpu": "tfl.training.distribute",
+    "get_strategy": "tfl.training.distribute",
+    # inference
+    "make_sampler": "tfl.inference.sampling",
+    "make_decoder": "tfl.inference.decoders",
+    "generate": "tfl.inference.generate",
+    "generate_ids": "tfl.inference.generate",
+    "evaluate_run": "tfl.inference.evaluate",
+    "evaluate_split": "tfl.inference.evaluate",
+    # edge
+    "make_twin": "tfl.models.twin",
+    "export_run": "tfl.edge.export",
+    "optimize_run": "tfl.edge.report",
+    "LiteRTModel": "tfl.edge.litert",
+    "generate_tflite": "tfl.edge.litert",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

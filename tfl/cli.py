@@ -53,7 +53,8 @@ def cmd_data_inspect(args):
 
 
 def cmd_train(args):
-    from tfl.train import TrainConfig, train
+    from tfl.training.config import TrainConfig
+    from tfl.training.workflow import train
 
     options = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                "learning_rate": args.learning_rate, "eval_interval": args.eval_interval,
@@ -87,7 +88,7 @@ def cmd_train(args):
 
 def cmd_tf_config(args):
     from tfl.errors import TflError
-    from tfl.multi_worker import local_tf_configs
+    from tfl.training.multi_worker import local_tf_configs
 
     if args.workers < 1:
         raise TflError(f"--workers must be at least 1, got {args.workers}")
@@ -117,7 +118,7 @@ def _slug(name):
 
 
 def cmd_eval(args):
-    from tfl.evaluate import evaluate_run
+    from tfl.inference.evaluate import evaluate_run
 
     result = evaluate_run(args.run_dir, splits=args.split, max_chars=args.max_chars,
                           ngram_order=args.ngram, data_dir=args.data_dir)
@@ -135,7 +136,7 @@ def render_evaluation(result):
 
 def cmd_ngram(args):
     from tfl.data import load_corpus
-    from tfl.ngram import ngram_baseline
+    from tfl.models.ngram import ngram_baseline
     from tfl.tokenizers import build_tokenizer
 
     if args.tokenizer == "wordpiece":  # learned with TensorFlow Text
@@ -156,7 +157,7 @@ def cmd_ngram(args):
 
 
 def cmd_generate(args):
-    from tfl.generation import generate
+    from tfl.inference.generate import generate
 
     def stream(piece):
         print(piece, end="", flush=True)
@@ -168,7 +169,7 @@ def cmd_generate(args):
     if not args.json:
         print(args.prompt, end="", flush=True)
     if args.tflite:
-        from tfl.litert import generate_tflite
+        from tfl.edge.litert import generate_tflite
 
         text = generate_tflite(args.tflite, args.prompt, args.max_new_tokens,
                                sampler=args.sampler, temperature=args.temperature,
@@ -190,7 +191,7 @@ def cmd_generate(args):
 
 
 def cmd_export(args):
-    from tfl.export import export_run
+    from tfl.edge.export import export_run
 
     result = export_run(args.run_dir, args.out, quantizations=args.quantize,
                         saved_model=not args.no_saved_model, data_dir=args.data_dir)
@@ -200,7 +201,7 @@ def cmd_export(args):
 
 
 def cmd_optimize(args):
-    from tfl.compress import optimize_run, render_report
+    from tfl.edge.report import optimize_run, render_report
 
     report = optimize_run(args.run_dir, args.out, prune=args.prune, quantize=args.quantize,
                           clusters=args.cluster, qat=args.qat,

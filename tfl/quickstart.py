@@ -13,7 +13,6 @@ Re-running resumes or reuses the runs already in the output directory.
 import time
 from pathlib import Path
 
-from tfl.errors import CorpusUnavailableError
 from tfl.io import write_json_atomic, write_text_atomic
 
 FULL = {
@@ -39,29 +38,19 @@ FAST = {
 PROMPT = "\n"
 
 
-def load_corpus_or_fallback(name, data_dir, log):
-    """The corpus `name`; python_docs, with a note in the log, if `name` cannot be had here."""
-    from tfl.data import load_corpus
-
-    try:
-        return load_corpus(name, data_dir=data_dir)
-    except CorpusUnavailableError as e:
-        log(f"{name} is not available here ({e}).")
-        log("Falling back to the offline corpus python_docs.")
-        return load_corpus("python_docs")
-
-
 def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_shakespeare",
                    data_dir=None, log=print):
     """Run the quickstart into `out_dir`; returns the summary dict (also in summary.json)."""
-    from tfl.compress import optimize_run
-    from tfl.evaluate import evaluate_split
-    from tfl.generation import generate
-    from tfl.litert import generate_tflite
-    from tfl.ngram import ngram_baseline
+    from tfl.data.corpora import load_corpus_or_fallback
+    from tfl.edge.report import optimize_run
+    from tfl.inference.evaluate import evaluate_split
+    from tfl.inference.generate import generate
+    from tfl.edge.litert import generate_tflite
+    from tfl.models.ngram import ngram_baseline
     from tfl.run import load_run
     from tfl.tokenizers import build_tokenizer, tokenizer_stats
-    from tfl.train import TrainConfig, train
+    from tfl.training.config import TrainConfig
+    from tfl.training.workflow import train
 
     log = log or (lambda *a, **k: None)
     plan = FAST if fast else FULL

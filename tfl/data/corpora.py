@@ -241,3 +241,18 @@ def load_corpus(name_or_path, data_dir=None):
             "or give the path of a text file, directory or glob"
         )
     raise TflError(f"no such file: {spec}; give the path to a UTF-8 text file, directory or glob")
+
+
+def load_corpus_or_fallback(name, data_dir=None, log=print):
+    """The corpus `name`; or, with a note to `log`, the offline `python_docs` corpus when `name`
+    cannot be had here (no local copy and no network). Tutorials use this so they run anywhere.
+
+    >>> load_corpus_or_fallback("python_docs").name
+    'python_docs'
+    """
+    try:
+        return load_corpus(name, data_dir=data_dir)
+    except CorpusUnavailableError as e:
+        log(f"{name} is not available here ({e}).")
+        log("Falling back to the offline corpus python_docs.")
+        return load_corpus("python_docs")

@@ -14,6 +14,15 @@ from tfl.models.config import (
 )
 
 
+def register_layers():
+    """Register every layer a tfl `.keras` file may hold (keras-hub's and tfl's own), so that
+    `keras.saving.load_model(path, safe_mode=True)` finds them. Called on `import tfl.models`'s
+    first model use and by `tfl.load_run`; safe to call again."""
+    import keras_hub  # noqa: F401  (registers keras-hub's layers)
+
+    from tfl.models import fast_lstm, rotary_block  # noqa: F401  (register tfl's layers)
+
+
 def build_model(config):
     """The Keras model for `config` (a `TransformerConfig` or an `LSTMConfig`)."""
     if isinstance(config, TransformerConfig):
@@ -41,6 +50,10 @@ def __getattr__(name):
         from tfl.models import transformer
 
         return getattr(transformer, name)
+    if name in ("model_parts", "TransformerParts", "LSTMParts", "BlockParts"):
+        from tfl.models import parts
+
+        return getattr(parts, name)
     if name == "FastLSTM":
         from tfl.models.fast_lstm import FastLSTM
 
@@ -65,6 +78,8 @@ __all__ = [
     "config_class",
     "config_from_dict",
     "config_to_dict",
+    "model_parts",
+    "register_layers",
     "lstm_lm",
     "parameter_count",
     "transformer_lm",

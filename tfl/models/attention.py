@@ -1,8 +1,7 @@
 """Looking inside a trained Transformer: the attention weights of one block.
 
 Recomputes block `block`'s self-attention probabilities from its own query and key
-projections (keras `MultiHeadAttention` keeps them as `_query_dense` and `_key_dense`), so
-notebooks can draw them as heatmaps. `tests/test_attention.py` checks that these weights, applied
+projections (reached by role through `tfl.models.parts`), so notebooks can draw them as heatmaps. `tests/test_attention.py` checks that these weights, applied
 to the values and the output projection, give exactly the layer's own output.
 
 >>> from tfl.models import TransformerConfig, build_model
@@ -18,29 +17,27 @@ import numpy as np
 import tensorflow as tf
 
 from tfl.errors import TflError
+from tfl.models.parts import model_parts
 
 
 def block_input(model, config, token_ids, block=0):
     """The residual stream entering block `block` for `token_ids`, shape (1, T, d)."""
-    ids = tf.constant(np.asarray(token_ids, np.int32)[None])  # (1, T)
-    x = model.get_layer("token_embedding")(ids)  # (1, T, d)
     if config.position == "rotary":
         raise TflError("attention maps are drawn for models with learned or sinusoidal "
                        "positions; this one uses rotary positions")
-    name = "position_embedding" if config.position == "learned" else "position_encoding"
-    x = x + model.get_layer(name)(x)
-    for i in range(block):
-        x = model.get_layer(f"block_{i}")(x)
+    parts = model_parts(model, config)
+    x = parts.embed(tf.constant(np.asarray(token_ids, np.int32)[None]))  # (1, T, d)
+    for layer in parts.blocks[:block]:
+        x = layer(x)
     return x
 
 
 def attention_weights(model, config, token_ids, block=0):
     """Causal self-attention probabilities of block `block`: array (heads, T, T), rows sum to 1."""
-    layer = model.get_layer(f"block_{block}")
-    h = layer._self_attention_layer_norm(block_input(model, config, token_ids, block))
-    attention = layer._self_attention_layer
-    q = attention._query_dense(h)  # (1, T, heads, head_dim)
-    k = attention._key_dense(h)  # (1, T, heads, head_dim)
+    parts = model_parts(model, config).block(block)
+    h = parts.attention_norm(block_input(model, config, token_ids, block))  # (1, T, d)
+    q = parts.query(h)  # (1, T, heads, head_dim)
+    k = parts.key(h)  # (1, T, heads, head_dim)
     scores = tf.einsum("bthd,bshd->bhts", q, k) / math.sqrt(config.head_dim)  # (1, H, T, T)
     n = scores.shape[-1]
     causal = tf.linalg.band_part(tf.ones((n, n), tf.bool), -1, 0)  # key position <= query

@@ -15,6 +15,7 @@ import keras_hub
 
 from tfl.models.config import LSTMConfig
 from tfl.models.fast_lstm import FastLSTM
+from tfl.models.parts import OUTPUT, TOKEN_EMBEDDING, lstm_name
 
 
 def lstm_lm(config: LSTMConfig, name="lstm_lm"):
@@ -26,17 +27,17 @@ def lstm_lm(config: LSTMConfig, name="lstm_lm"):
     """
     token_ids = keras.Input(shape=(config.seq_len,), dtype="int32", name="token_ids")
     embedding = keras_hub.layers.ReversibleEmbedding(
-        config.vocab_size, config.embedding_dim, tie_weights=True, name="token_embedding"
+        config.vocab_size, config.embedding_dim, tie_weights=True, name=TOKEN_EMBEDDING
     )
     x = embedding(token_ids)  # (B, T, e)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for i in range(config.num_layers):
-        x = FastLSTM(config.hidden_dim, return_sequences=True, name=f"lstm_{i}")(x)
-        x = keras.layers.Dropout(config.dropout, name=f"lstm_{i}_dropout")(x)  # (B, T, h)
+        x = FastLSTM(config.hidden_dim, return_sequences=True, name=lstm_name(i))(x)
+        x = keras.layers.Dropout(config.dropout, name=f"{lstm_name(i)}_dropout")(x)  # (B, T, h)
     if config.tie_weights:
         logits = embedding(x, reverse=True)  # (B, T, vocab_size)
     else:
-        logits = keras.layers.Dense(config.vocab_size, name="logits")(x)  # (B, T, vocab_size)
+        logits = keras.layers.Dense(config.vocab_size, name=OUTPUT)(x)  # (B, T, vocab_size)
     return keras.Model(token_ids, logits, name=name)
 
 

@@ -19,6 +19,7 @@ import keras
 import keras_hub
 
 from tfl.models.config import TransformerConfig
+from tfl.models.parts import FINAL_NORM, POSITION_LAYERS, TOKEN_EMBEDDING, block_name
 from tfl.models.rotary_block import RotaryDecoderBlock
 
 
@@ -30,18 +31,18 @@ def transformer_lm(config: TransformerConfig, name="transformer_lm"):
         config.hidden_dim,
         tie_weights=config.tie_weights,
         embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
-        name="token_embedding",
+        name=TOKEN_EMBEDDING,
     )
     x = token_embedding(token_ids)  # (B, T, d)
     if config.position == "learned":
         positions = keras_hub.layers.PositionEmbedding(
             config.seq_len,
             initializer=keras.initializers.RandomNormal(stddev=0.02),
-            name="position_embedding",
+            name=POSITION_LAYERS["learned"],
         )(x)
         x = keras.layers.Add(name="embeddings")([x, positions])
     elif config.position == "sinusoidal":
-        positions = keras_hub.layers.SinePositionEncoding(name="position_encoding")(x)
+        positions = keras_hub.layers.SinePositionEncoding(name=POSITION_LAYERS["sinusoidal"])(x)
         x = keras.layers.Add(name="embeddings")([x, positions])
     # (rotary: positions enter inside each block's attention instead)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
@@ -53,7 +54,7 @@ def transformer_lm(config: TransformerConfig, name="transformer_lm"):
                 dropout=config.dropout,
                 layer_norm_epsilon=config.layer_norm_epsilon,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
-                name=f"block_{i}",
+                name=block_name(i),
             )
         else:
             block = keras_hub.layers.TransformerDecoder(
@@ -64,10 +65,10 @@ def transformer_lm(config: TransformerConfig, name="transformer_lm"):
                 layer_norm_epsilon=config.layer_norm_epsilon,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
                 normalize_first=True,
-                name=f"block_{i}",
+                name=block_name(i),
             )
         x = block(x)  # (B, T, d)
-    x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="final_norm")(x)
+    x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name=FINAL_NORM)(x)
     logits = token_embedding(x, reverse=True)  # (B, T, vocab_size)
     return keras.Model(token_ids, logits, name=name)
 

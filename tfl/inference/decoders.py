@@ -87,7 +87,7 @@ class _CompiledSegments:
     def sample_segment(self, sampler, logits, steps):
         """Sample `steps` tokens (at most SEGMENT_TOKENS) from `logits` onwards, feeding each
         back. Returns the tokens and the next-token logits after the last of them."""
-        from tfl.generation import without_special_tokens
+        from tfl.inference.generate import without_special_tokens
 
         segments = self.__dict__.setdefault("_segments", {})
         if id(sampler) not in segments:

@@ -9,9 +9,6 @@ Starting the same command again after an interruption (Ctrl-C or a killed proces
 the last completed interval: the batch stream is a fixed function of the seed and the step, so
 the resumed run ends with the same weights as an uninterrupted one.
 
->>> from tfl.train import TrainConfig
->>> TrainConfig(steps=2000, batch_size=12).warmup_steps
-100
 """
 
 import csv
@@ -27,104 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfl.errors import TflError, did_you_mean
+from tfl.errors import TflError
 from tfl.io import atomic_directory, write_json_atomic, write_text_atomic
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. Defaults follow nanoGPT's small CPU configuration.
-
-    Args:
-        steps: optimizer steps in all.
-        batch_size: global batch size (summed over replicas).
-        learning_rate: peak learning rate, reached after `warmup_steps` of linear warm-up,
-            then cosine decay to `min_learning_rate` at `steps`.
-        weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings).
-        clip_norm: global gradient-norm clipping (0 turns it off).
-        eval_interval: steps between evaluations, checkpoints and samples.
-        eval_batches: validation batches per evaluation (0: the whole validation split).
-        stride: tokens between training windows (0: seq_len, windows do not overlap).
-        seed: seeds weights, dropout and the data order.
-        jit_compile: compile the train step with XLA (about 2x faster on CPU here).
-        mixed_precision: compute in bfloat16 (float16 on GPU), keep weights in float32.
-        sample_prompt: prompt for the greedy sample after each interval.
-        sample_tokens: tokens in that sample (0: no sample).
-    """
-
-    steps: int = 2000
-    batch_size: int = 12
-    learning_rate: float = 1e-3
-    min_learning_rate: float = 1e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta_2: float = 0.99
-    clip_norm: float = 1.0
-    eval_interval: int = 250
-    eval_batches: int = 50
-    stride: int = 0
-    seed: int = 1337
-    jit_compile: bool = True
-    mixed_precision: bool = False
-    sample_prompt: str = "\n"
-    sample_tokens: int = 100
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.eval_interval < 1:
-            raise TflError("steps, batch size and eval interval must be positive")
-        if self.learning_rate <= 0:
-            raise TflError(f"learning rate {self.learning_rate} must be positive")
-
-    @classmethod
-    def from_dict(cls, values):
-        names = [f for f in cls.__dataclass_fields__]
-        for key in values:
-            if key not in names:
-                raise TflError(f"unknown training option {key!r}: {did_you_mean(key, names)}")
-        return cls(**values)
-
-    @property
-    def num_intervals(self):
-        return math.ceil(self.steps / self.eval_interval)
-
-    @property
-    def steps_per_interval(self):
-        # Intervals of equal length; total steps round up to a multiple of the interval count.
-        return math.ceil(self.steps / self.num_intervals)
-
-
-def make_optimizer(config: TrainConfig):
-    """AdamW with linear warm-up then cosine decay, and global-norm clipping."""
-    total_steps = config.num_intervals * config.steps_per_interval
-    warmup = min(config.warmup_steps, total_steps - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        warmup_target=config.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(total_steps - warmup, 1),
-        alpha=config.min_learning_rate / config.learning_rate,
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=config.weight_decay,
-        beta_2=config.beta_2,
-        global_clipnorm=config.clip_norm or None,
-    )
-    # Decay matrices only: biases, norm scales and embeddings keep their scale (as in GPT-2).
-    optimizer.exclude_from_weight_decay(
-        var_names=["bias", "gamma", "beta", "embeddings", "position_embeddings"]
-    )
-    return optimizer
-
-
-def compile_model(model, config: TrainConfig, distributed=False):
-    # XLA cannot compile a step whose variables live on several devices (a known TensorFlow
-    # limitation), so a mirrored run trains without it.
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=config.jit_compile and not distributed,
-    )
 
 
 class History(list):
@@ -261,8 +162,8 @@ class Trainer:
 
     def sample(self):
         """A greedy continuation of the sample prompt (the decoder is compiled once per run)."""
-        from tfl.decoding import make_decoder
-        from tfl.generation import decode_loop, make_sampler
+        from tfl.inference.decoders import make_decoder
+        from tfl.inference.generate import decode_loop, make_sampler
 
         if getattr(self, "_decoder", None) is None:
             self._decoder = make_decoder(self.model, self.model_config)
@@ -371,116 +272,6 @@ def plot_history(history, path, title=""):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=None,
-          train_config=None, model_overrides=None, data_dir=None, log=print,
-          extra_callbacks=(), devices=None, multi_worker=False):
-    """Train a model into the run directory `out`, resuming if `out` holds the same run.
-
-    Args:
-        architecture: "transformer" or "lstm".
-        preset: a preset name of that architecture ("nano", "char-cpu", ...).
-        corpus: a corpus name or path (see `tfl.data.load_corpus`).
-        out: the run directory.
-        tokenizer: tokenizer kind, learned from the training split.
-        vocab_size: target vocabulary size for learned tokenizers.
-        train_config: a `TrainConfig` (defaults if None).
-        model_overrides: config fields to change from the preset, e.g. {"dropout": 0.1}.
-        devices: None (the default device), "auto" or a number of devices to mirror over
-            (see `tfl.distribute.get_strategy`); `train_config.batch_size` is the global batch.
-        multi_worker: train as one worker of the cluster in `TF_CONFIG`
-            (see `tfl.multi_worker`); only the chief writes `out`.
-
-    Returns the run's `History`: one dict per interval, and `weights_sha256` of the final weights.
-
-    >>> import tempfile
-    >>> history = train("transformer", "nano", "python_docs", tempfile.mkdtemp() + "/run",
-    ...                 train_config=TrainConfig(steps=4, eval_interval=2, batch_size=2,
-    ...                                          eval_batches=1, sample_tokens=0), log=None)
-    >>> [r["step"] for r in history]
-    [2, 4]
-    """
-    from tfl.data.corpora import load_corpus
-    from tfl.data.pipeline import encode_splits
-    from tfl.models import build_model, config_class
-    from tfl.run import TOKENIZER_DIR, read_run_settings, run_settings
-    from tfl.tokenizers import build_tokenizer, load_tokenizer
-
-    train_config = train_config or TrainConfig()
-    out = Path(out)
-    chief = True
-    if multi_worker:
-        from tfl import multi_worker as mw
-
-        if devices:
-            raise TflError("--multi-worker and --devices do not combine; each worker uses "
-                           "its default device")
-        if train_config.mixed_precision:
-            raise TflError("--mixed-precision is not supported with --multi-worker yet")
-        # The cluster must start before any other TensorFlow op runs.
-        strategy = mw.make_strategy()
-        chief = mw.is_chief(strategy)
-    data = {"corpus": str(corpus), "tokenizer": tokenizer, "vocab_size": vocab_size}
-    corpus_obj = load_corpus(corpus, data_dir=data_dir)
-    existing = (out / "config.json").is_file()
-    if existing and chief:
-        tok = load_tokenizer(out / TOKENIZER_DIR)
-    else:
-        # (Other workers learn the same tokenizer from the same text rather than race the
-        # chief for its files.)
-        tok = build_tokenizer(tokenizer, corpus_obj.train, vocab_size=vocab_size)
-    model_config = config_class(architecture).from_preset(
-        preset, vocab_size=tok.vocab_size, **(model_overrides or {}))
-    settings = run_settings(model_config, train_config, data)
-    if existing and chief:
-        previous = read_run_settings(out)
-        previous.pop("model_config")
-        if {k: previous.get(k) for k in ("model", "train", "data")} != {
-                k: settings[k] for k in ("model", "train", "data")}:
-            raise TflError(f"{out} holds a run with other settings; choose another --out "
-                           "or delete that directory to start over")
-    elif chief and out.exists() and any(out.iterdir()):
-        raise TflError(f"{out} exists and is not a tfl run; choose another --out")
-
-    ids = encode_splits(corpus_obj, tok, splits=("train", "validation"))
-    if multi_worker:
-        pass
-    elif devices:
-        from tfl.distribute import get_strategy
-
-        strategy = get_strategy(devices)
-    else:
-        import tensorflow as tf
-
-        strategy = tf.distribute.get_strategy()
-    distributed = strategy.num_replicas_in_sync > 1
-    keras.utils.set_random_seed(train_config.seed)
-    if train_config.mixed_precision:
-        import tensorflow as tf
-
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-        keras.mixed_precision.set_global_policy(policy)
-    try:
-        with strategy.scope():
-            model = build_model(model_config)
-            compile_model(model, train_config, distributed=distributed)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    if not existing and chief:
-        out.mkdir(parents=True, exist_ok=True)
-        tok.save(out / TOKENIZER_DIR)
-        write_json_atomic(out / "config.json", settings)
-    if log:
-        replicas = strategy.num_replicas_in_sync
-        log(f"{architecture} {preset}: {model.count_params():,} parameters, vocabulary "
-            f"{tok.vocab_size}, {len(ids['train']):,} training tokens, {replicas} "
-            f"replica{'s' if replicas > 1 else ''} -> {out}")
-    trainer = Trainer(out, model, tok, model_config, train_config, ids, log=log,
-                      extra_callbacks=extra_callbacks, distributed=distributed)
-    if multi_worker:
-        return mw.fit_multi_worker(trainer, strategy)
-    return trainer.fit()
 
 
 def weights_digest(model):

@@ -3,7 +3,7 @@
 tfl uses TensorFlow's own engine and adds no distribution code of its own: with
 `MirroredStrategy` one process holds a model replica per device, each global batch is split
 across the replicas, and gradients are all-reduced every step, so the replicas stay identical.
-Several processes or hosts (`MultiWorkerMirroredStrategy`) are in `tfl.multi_worker`.
+Several processes or hosts (`MultiWorkerMirroredStrategy`) are in `tfl.training.multi_worker`.
 
 With no GPU, one CPU can be split into N *logical* devices (before TensorFlow starts), which
 is how tfl's multi-device code is taught and tested on a laptop. It shows the mechanics and the
@@ -36,7 +36,7 @@ def split_cpu(num_devices):
             raise TflError(
                 f"TensorFlow has already started with {current} CPU device(s), so it cannot be "
                 f"split into {num_devices}; choose --devices before anything else runs (in a "
-                "notebook, restart the kernel and call tfl.distribute.split_cpu first)"
+                "notebook, restart the kernel and call tfl.training.distribute.split_cpu first)"
             ) from None
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 

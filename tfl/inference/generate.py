@@ -109,12 +109,12 @@ def next_token(sampler, logits):
 
 
 def decode_loop(decoder, prompt_ids, max_new_tokens, sampler, seq_len, on_token=None):
-    """New token ids from `decoder` (see `tfl.decoding`), following the context rules above.
+    """New token ids from `decoder` (see `tfl.inference.decoders`), following the context rules above.
 
     Decoders that can (the cached Transformer, the stateful LSTM) sample whole segments of
     tokens in one compiled call; the others go one token at a time. Both draw the same tokens.
     """
-    from tfl.decoding import SEGMENT_TOKENS
+    from tfl.inference.decoders import SEGMENT_TOKENS
 
     context = (list(prompt_ids) or [BOS_ID])[-seq_len:]
     window = decoder.max_context
@@ -176,7 +176,7 @@ def beam_search(decoder, prompt_ids, max_new_tokens, sampler, seq_len):
 def generate_ids(model, config, prompt_ids, max_new_tokens, sampler="greedy", cached=True,
                  on_token=None, **sampler_options):
     """New token ids continuing `prompt_ids`, from a Keras model and its config."""
-    from tfl.decoding import make_decoder
+    from tfl.inference.decoders import make_decoder
 
     if max_new_tokens < 0:
         raise TflError("--max-new-tokens must be zero or more")

@@ -1,8 +1,8 @@
 """Compression with TensorFlow Model Optimization: pruning, weight clustering and
-quantization-aware training, applied to a run's tf_keras twin (`tfl.twin`).
+quantization-aware training, applied to a run's tf_keras twin (`tfl.edge.twin`).
 
 Each function fine-tunes the twin on the run's training split while TF-MOT compresses it, then
-strips the TF-MOT wrappers so the result is an ordinary tf_keras model that `tfl.export`
+strips the TF-MOT wrappers so the result is an ordinary tf_keras model that `tfl.edge.export`
 converts like the dense one. What was achieved is measured on the stripped weights.
 
 Which layers each technique covers (TF-MOT 0.8.1 with tf_keras):
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfl.errors import TflError
-from tfl.twin import custom_objects, keras2, make_twin, unwrapped, use_bounded_masks
+from tfl.edge.twin import custom_objects, keras2, make_twin, unwrapped, use_bounded_masks
 
 # Layer-name endings each technique wraps, per architecture.
 PRUNABLE = {
@@ -202,7 +202,7 @@ def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learn
 
 def twin_check(model, twin, config, tolerance=1e-3):
     """Refuse to go on if the twin does not reproduce the model (a bug, never the user's)."""
-    from tfl.twin import twin_matches
+    from tfl.edge.twin import twin_matches
 
     difference = twin_matches(model, twin, config)
     if difference > tolerance:

@@ -1,6 +1,6 @@
 """Export a trained model: a SavedModel for servers, TFLite files for phones and boards.
 
-Both are written from the model's tf_keras twin (`tfl.twin`), so that an LSTM converts to
+Both are written from the model's tf_keras twin (`tfl.edge.twin`), so that an LSTM converts to
 TFLite's fused `UNIDIRECTIONAL_SEQUENCE_LSTM` op and a pruned or clustered twin exports the
 same way as a dense one. Every file has two signatures:
 
@@ -40,7 +40,7 @@ import tensorflow as tf
 from tfl.errors import TflError
 from tfl.io import atomic_directory, write_json_atomic
 from tfl.runtime import captured_stderr
-from tfl.twin import find_layer
+from tfl.edge.twin import find_layer
 
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
 
@@ -186,14 +186,10 @@ def convert_to_tflite(twin, config, quantization="float32", calibration_windows=
 
 def save_export_metadata(run, directory):
     """The tokenizer and config beside the exported files, so they generate on their own."""
-    from tfl.models import config_to_dict
-    from tfl.run import TOKENIZER_DIR
+    from tfl.run import CONFIG_FILE, TOKENIZER_DIR
 
     run.tokenizer.save(Path(directory) / TOKENIZER_DIR)
-    write_json_atomic(Path(directory) / "config.json", {
-        **{k: v for k, v in run.settings.items() if k != "model_config"},
-        "model": config_to_dict(run.model_config),
-    })
+    write_json_atomic(Path(directory) / CONFIG_FILE, run.settings.to_json())
 
 
 def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_dir=None):
@@ -202,7 +198,7 @@ def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_
     Returns {"saved_model": path or None, "tflite": {quantization: path}}.
     """
     from tfl.run import load_run
-    from tfl.twin import make_twin
+    from tfl.edge.twin import make_twin
 
     run = load_run(run_dir)
     twin = make_twin(run.model, run.model_config)
@@ -226,7 +222,7 @@ def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_
 def calibration_windows_for_run(run, count=64, data_dir=None):
     from tfl.data import load_corpus
 
-    corpus = load_corpus(run.settings["data"]["corpus"], data_dir=data_dir)
+    corpus = load_corpus(run.data.corpus, data_dir=data_dir)
     # A slice of the training text is enough to draw `count` windows from.
     text = corpus.train[: 200 * count * run.model_config.seq_len]
     return representative_windows(run.tokenizer.encode(text), run.model_config.seq_len, count)

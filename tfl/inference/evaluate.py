@@ -104,7 +104,7 @@ def evaluate_run(run_dir, splits=("validation", "test"), max_chars=None, ngram_o
     from tfl.run import load_run
 
     run = load_run(run_dir, which=which)
-    corpus = load_corpus(run.settings["data"]["corpus"], data_dir=data_dir)
+    corpus = load_corpus(run.data.corpus, data_dir=data_dir)
     rows = []
     for split in splits:
         if split not in SPLITS:
@@ -116,7 +116,7 @@ def evaluate_run(run_dir, splits=("validation", "test"), max_chars=None, ngram_o
         rows.append({"model": f"{run.model_config.architecture} ({run.path.name})",
                      "split": split, **result})
         if ngram_order:
-            from tfl.ngram import ngram_baseline
+            from tfl.models.ngram import ngram_baseline
 
             baseline = ngram_baseline(corpus, run.tokenizer, order=ngram_order, split=split,
                                       max_chars=max_chars)

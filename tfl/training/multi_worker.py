@@ -92,7 +92,7 @@ def is_chief(strategy):
 
 
 def fit_multi_worker(trainer, strategy):
-    """Run `trainer` (a `tfl.train.Trainer`) with a custom loop under `strategy`.
+    """Run `trainer` (a `tfl.training.trainer.Trainer`) with a custom loop under `strategy`.
 
     Same steps as `Trainer.fit`: checkpoints and history after every interval (chief only),
     validation loss on the same batches, `model.keras` at the end.
@@ -102,7 +102,7 @@ def fit_multi_worker(trainer, strategy):
     import tensorflow as tf
 
     from tfl.data.pipeline import make_dataset
-    from tfl.train import History, plot_history, weights_digest
+    from tfl.training.trainer import History, plot_history, weights_digest
 
     cfg, model, seq_len = trainer.config, trainer.model, trainer.model_config.seq_len
     chief = is_chief(strategy)

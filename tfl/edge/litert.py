@@ -1,9 +1,9 @@
 """Running exported `.tflite` files with the LiteRT interpreter, as a phone would.
 
-`LiteRTModel` wraps one file from `tfl.export` (signatures `serving_default` and `step`).
+`LiteRTModel` wraps one file from `tfl.edge.export` (signatures `serving_default` and `step`).
 It measures what matters on a device: validation perplexity, file size and gzip size, and the
 median latency of one generated token; and it generates text with the same samplers and context
-rules as the Keras model (`tfl.generation.decode_loop`).
+rules as the Keras model (`tfl.inference.generate.decode_loop`).
 
     tfl generate --tflite exports/model-int8.tflite --prompt "ROMEO:"
 """
@@ -129,8 +129,8 @@ class _LSTMStepDecoder:
 
 def evaluate_tflite(model, token_ids):
     """Mean loss and perplexity of a `LiteRTModel` on `token_ids`, with the same windows as
-    `tfl.evaluate.evaluate_ids` (so the numbers compare directly with the Keras model's)."""
-    from tfl.evaluate import eval_windows
+    `tfl.inference.evaluate.evaluate_ids` (so the numbers compare directly with the Keras model's)."""
+    from tfl.inference.evaluate import eval_windows
 
     inputs, targets, weights = eval_windows(token_ids, model.seq_len)
     total = 0.0
@@ -146,7 +146,7 @@ def evaluate_tflite(model, token_ids):
 
 def token_latency(model, prompt_ids, new_tokens=32, repeats=3):
     """Median seconds per generated token (greedy, after one warm-up), with min and max."""
-    from tfl.generation import decode_loop, make_sampler
+    from tfl.inference.generate import decode_loop, make_sampler
 
     sampler = make_sampler("greedy")
     times = []
@@ -164,7 +164,7 @@ def generate_tflite(path, prompt="", max_new_tokens=200, sampler="top_k", temper
 
     >>> generate_tflite("exports/model-int8.tflite", "ROMEO:", 50)  # doctest: +SKIP
     """
-    from tfl.generation import TextStream, decode_loop, make_sampler
+    from tfl.inference.generate import TextStream, decode_loop, make_sampler
     from tfl.tokenizers import load_tokenizer
 
     if sampler == "beam":

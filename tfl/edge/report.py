@@ -35,27 +35,27 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
         batch_size: fine-tuning batch (default: the run's training batch).
         max_chars: measure perplexity on only the first `max_chars` of the validation split.
     """
-    from tfl import optimize
+    from tfl.edge import compression as optimize
     from tfl.data import load_corpus
-    from tfl.evaluate import evaluate_ids
-    from tfl.export import (QUANTIZATIONS, calibration_windows_for_run, convert_to_tflite,
+    from tfl.inference.evaluate import evaluate_ids
+    from tfl.edge.export import (QUANTIZATIONS, calibration_windows_for_run, convert_to_tflite,
                             save_export_metadata)
-    from tfl.litert import LiteRTModel, describe
+    from tfl.edge.litert import LiteRTModel, describe
     from tfl.run import load_run
-    from tfl.twin import make_twin
+    from tfl.edge.twin import make_twin
 
     log = log or (lambda *a, **k: None)
     if quantize not in QUANTIZATIONS:
         raise TflError(f"--quantize takes one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
     run = load_run(run_dir)
     config = run.model_config
-    corpus = load_corpus(run.settings["data"]["corpus"], data_dir=data_dir)
+    corpus = load_corpus(run.data.corpus, data_dir=data_dir)
     if not corpus.validation:
         raise TflError(f"{corpus.name} has no validation split to measure perplexity on")
     train_ids = run.tokenizer.encode(corpus.train)
     val_ids = run.tokenizer.encode(corpus.validation[: max_chars or None])
     prompt_ids = run.tokenizer.encode(corpus.validation[:8])
-    batch_size = batch_size or run.settings["train"].get("batch_size", 12)
+    batch_size = batch_size or run.train_config.batch_size
     dense = make_twin(run.model, config)
     twin_difference = optimize.twin_check(run.model, dense, config)
     keras_eval = evaluate_ids(run.model, val_ids, config.seq_len)

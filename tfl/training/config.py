@@ -1,0 +1,114 @@
+"""How to train: the `TrainConfig` dataclass and the optimizer and compile step it implies.
+
+>>> TrainConfig(steps=2000, batch_size=12).warmup_steps
+100
+>>> TrainConfig.from_dict({"step": 10})
+Traceback (most recent call last):
+...
+tfl.errors.TflError: unknown training option 'step': did you mean 'steps'? ...
+"""
+
+import math
+from dataclasses import dataclass
+
+import keras
+
+from tfl.errors import TflError, did_you_mean
+
+DEFAULT_BATCH_SIZE = 12  # nanoGPT's small CPU configuration; the one default for every command
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults follow nanoGPT's small CPU configuration.
+
+    Args:
+        steps: optimizer steps in all.
+        batch_size: global batch size (summed over replicas).
+        learning_rate: peak learning rate, reached after `warmup_steps` of linear warm-up,
+            then cosine decay to `min_learning_rate` at `steps`.
+        weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings).
+        clip_norm: global gradient-norm clipping (0 turns it off).
+        eval_interval: steps between evaluations, checkpoints and samples.
+        eval_batches: validation batches per evaluation (0: the whole validation split).
+        stride: tokens between training windows (0: seq_len, windows do not overlap).
+        seed: seeds weights, dropout and the data order.
+        jit_compile: compile the train step with XLA (about 2x faster on CPU here).
+        mixed_precision: compute in bfloat16 (float16 on GPU), keep weights in float32.
+        sample_prompt: prompt for the greedy sample after each interval.
+        sample_tokens: tokens in that sample (0: no sample).
+    """
+
+    steps: int = 2000
+    batch_size: int = DEFAULT_BATCH_SIZE
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta_2: float = 0.99
+    clip_norm: float = 1.0
+    eval_interval: int = 250
+    eval_batches: int = 50
+    stride: int = 0
+    seed: int = 1337
+    jit_compile: bool = True
+    mixed_precision: bool = False
+    sample_prompt: str = "\n"
+    sample_tokens: int = 100
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.eval_interval < 1:
+            raise TflError("steps, batch size and eval interval must be positive")
+        if self.learning_rate <= 0:
+            raise TflError(f"learning rate {self.learning_rate} must be positive")
+
+    @classmethod
+    def from_dict(cls, values):
+        names = [f for f in cls.__dataclass_fields__]
+        for key in values:
+            if key not in names:
+                raise TflError(f"unknown training option {key!r}: {did_you_mean(key, names)}")
+        return cls(**values)
+
+    @property
+    def num_intervals(self):
+        return math.ceil(self.steps / self.eval_interval)
+
+    @property
+    def steps_per_interval(self):
+        # Intervals of equal length; total steps round up to a multiple of the interval count.
+        return math.ceil(self.steps / self.num_intervals)
+
+
+def make_optimizer(config: TrainConfig):
+    """AdamW with linear warm-up then cosine decay, and global-norm clipping."""
+    total_steps = config.num_intervals * config.steps_per_interval
+    warmup = min(config.warmup_steps, total_steps - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(total_steps - warmup, 1),
+        alpha=config.min_learning_rate / config.learning_rate,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=config.weight_decay,
+        beta_2=config.beta_2,
+        global_clipnorm=config.clip_norm or None,
+    )
+    # Decay matrices only: biases, norm scales and embeddings keep their scale (as in GPT-2).
+    optimizer.exclude_from_weight_decay(
+        var_names=["bias", "gamma", "beta", "embeddings", "position_embeddings"]
+    )
+    return optimizer
+
+
+def compile_model(model, config: TrainConfig, distributed=False):
+    # XLA cannot compile a step whose variables live on several devices (a known TensorFlow
+    # limitation), so a mirrored run trains without it.
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=config.jit_compile and not distributed,
+    )
