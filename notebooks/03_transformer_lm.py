@@ -25,9 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tfl
-from tfl.inference.evaluate import evaluate_split
-from tfl.models.attention import attention_weights, block_input
-from tfl import TrainConfig
+from tfl import TrainConfig, evaluate_split
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "micro"
@@ -60,26 +58,59 @@ for name, run in runs.items():
     print(f"{name:12s} {run.model.count_params():9,} parameters  perplexity {r['perplexity']:.2f}")
 
 # %% [markdown]
-# ## Attention by hand, checked against the layer
-# Take the first block's query and key projections, form the scores, mask, softmax: the
-# probabilities must reproduce the layer's output when applied to its values.
+# ## One block by hand, checked against the layer
+# A pre-LayerNorm block computes, for the residual stream $x$ (one row of width $d$ per position):
+#
+# $$a = x + \mathrm{Attention}(\mathrm{LN}(x)), \qquad y = a + W_2\,\mathrm{GELU}(W_1\,\mathrm{LN}(a) + b_1) + b_2.$$
+#
+# Inside attention, each of the $H$ heads projects $\mathrm{LN}(x)$ to queries $Q$, keys $K$ and
+# values $V$ of width $d_h = d / H$, and mixes the values with the weights
+# $\mathrm{softmax}(QK^\top/\sqrt{d_h} + M)$, where the mask $M$ is $-\infty$ above the
+# diagonal (a position never sees a later one). The output projection maps the $H$ heads back
+# to width $d$. Below, every step is written in NumPy from the layer's weights (reached by role
+# with `tfl.model_parts`), and the result is compared with what the Keras layer itself returns.
 
 # %%
 run = runs["transformer"]
 config = run.model_config
 text = "ROMEO:\nBut soft"
 ids = run.tokenizer.encode(text)
-layer = run.model.get_layer("block_0")
-h = layer._self_attention_layer_norm(block_input(run.model, config, ids)).numpy()[0]  # (T, d)
-attention = layer._self_attention_layer
-q = attention._query_dense(h[None]).numpy()[0]  # (T, heads, head_dim)
-k = attention._key_dense(h[None]).numpy()[0]
-scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(config.head_dim)
+parts = tfl.model_parts(run.model, config)
+block = parts.block(0)
+x = parts.embed(np.array([ids], np.int32)).numpy()[0]  # (T, d): the stream entering block 0
+
+
+def layer_norm(x, norm):
+    gamma, beta = norm.get_weights()
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
+
+
+def project(h, dense):  # (T, d) -> (T, heads, d_h)
+    kernel, bias = dense.get_weights()
+    return np.einsum("td,dhk->thk", h, kernel) + bias
+
+
+def gelu(z):  # the exact GELU, z * Phi(z)
+    return 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+
+
+h = layer_norm(x, block.attention_norm)
+q, k, v = (project(h, dense) for dense in (block.query, block.key, block.value))
+scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(config.head_dim)  # (H, T, T)
 scores = np.where(np.tril(np.ones((len(ids), len(ids)), bool)), scores, -np.inf)
 weights = np.exp(scores - scores.max(-1, keepdims=True))
-weights /= weights.sum(-1, keepdims=True)
-np.testing.assert_allclose(weights, attention_weights(run.model, config, ids), atol=1e-5)
-print("attention computed by hand matches tfl.models.attention.attention_weights")
+weights /= weights.sum(-1, keepdims=True)  # each row sums to 1
+attended = np.einsum("hts,shd->thd", weights, v)  # (T, H, d_h)
+out_kernel, out_bias = block.attention_output.get_weights()  # (H, d_h, d), (d,)
+a = x + np.einsum("thd,hdm->tm", attended, out_kernel) + out_bias
+w1, b1 = block.mlp_in.get_weights()
+w2, b2 = block.mlp_out.get_weights()
+y = a + gelu(layer_norm(a, block.mlp_norm) @ w1 + b1) @ w2 + b2
+
+from_keras = parts.blocks[0](x[None]).numpy()[0]
+np.testing.assert_allclose(y, from_keras, atol=1e-4)
+print(f"block 0 by hand equals the Keras layer (largest difference {np.abs(y - from_keras).max():.1e})")
 
 # %% [markdown]
 # ## What the heads look at

@@ -34,7 +34,7 @@ def test_parameter_count_matches_the_closed_form(config):
 def test_char_cpu_sizes_match_the_reference_configurations():
     # nanoGPT's CPU config counts 0.80M non-embedding-position params + embeddings at 65 chars.
     assert parameter_count(TransformerConfig.from_preset("char-cpu", vocab_size=65)) == 809_856
-    # PLATFORM.md's LSTM: Embedding 128 + LSTM 512 + Dense, 1.35M parameters.
+    # The char-cpu LSTM: Embedding 128 + LSTM 512 + Dense output.
     assert parameter_count(LSTMConfig.from_preset("char-cpu", vocab_size=65)) == 1_354_433
 
 
@@ -91,3 +91,24 @@ def test_rotary_attention_depends_on_relative_position_only():
         return float((rq * rk).sum())
     assert score(5, 2) == pytest.approx(score(15, 12), rel=1e-4)
     assert score(5, 2) != pytest.approx(score(5, 4), rel=1e-3)
+
+
+@pytest.mark.parametrize("keras_import", ["import keras", "import tensorflow as tf; keras = tf.keras"])
+def test_tfl_layers_load_with_safe_mode_after_a_plain_import_tfl(tmp_path, keras_import):
+    # FastLSTM and RotaryDecoderBlock are tfl's own layers: a `.keras` file holding them loads
+    # in a fresh process that imported nothing but tfl and Keras (in either order of use).
+    import subprocess
+    import sys
+
+    from tfl.models import LSTMConfig, TransformerConfig, build_model
+
+    build_model(LSTMConfig.from_preset("nano", vocab_size=20)).save(tmp_path / "lstm.keras")
+    build_model(TransformerConfig.from_preset("nano", vocab_size=20, position="rotary")).save(
+        tmp_path / "rotary.keras")
+    probe = (f"import tfl\n{keras_import}\n"
+             f"for name in ('lstm', 'rotary'):\n"
+             f"    keras.models.load_model(r'{tmp_path}/' + name + '.keras', safe_mode=True)\n"
+             "print('LOADED')\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.strip().endswith("LOADED"), result.stderr[-1500:]

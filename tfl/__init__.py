@@ -61,6 +61,12 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
+# tfl's Keras layers are registered as soon as Keras is imported, so that a tfl `.keras` file
+# loads with `keras.saving.load_model(path, safe_mode=True)` (see tfl.models.registration).
+from tfl.models.registration import register_layers_with_keras  # noqa: E402
+
+register_layers_with_keras()
+
 
 def __getattr__(name):
     if name in _PUBLIC:

@@ -38,16 +38,46 @@ def write_json_atomic(path, obj):
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def process_is_alive(pid):
+    """True when a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove temporary siblings of `path` left by an `atomic_directory` whose process was
+    killed (their names carry the writer's process id)."""
+    path = Path(path)
+    for candidate in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = candidate.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not process_is_alive(int(pid)) and candidate.is_dir():
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yield a temporary directory that replaces `path` only if the block succeeds.
 
-    >>> with atomic_directory("/tmp/tfl-doc-example") as tmp:
+    The temporary directory is a hidden sibling named after `path` and this process; one left
+    behind by a killed process is removed the next time `path` is written.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "result"
+    >>> with atomic_directory(target) as tmp:
     ...     _ = (tmp / "a.txt").write_text("hello")
+    >>> sorted(p.name for p in target.parent.iterdir()), (target / "a.txt").read_text()
+    (['result'], 'hello')
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                suffix=".tmp"))
     os.chmod(tmp, _DEFAULT_FILE_MODE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     try:
         yield tmp

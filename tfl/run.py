@@ -22,9 +22,10 @@ True
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tfl import __version__
 from tfl.errors import TflError
 from tfl.models import LSTMConfig, TransformerConfig, config_from_dict, config_to_dict
 from tfl.tokenizers import load_tokenizer
@@ -53,20 +54,18 @@ class RunSettings:
     model_config: TransformerConfig | LSTMConfig
     train_config: TrainConfig
     data: DataSettings
-    tfl_version: str = ""
+    tfl_version: str = field(default_factory=lambda: __version__)
 
     def to_json(self):
         """The dict written as config.json."""
-        from tfl import __version__
-
         return {"model": config_to_dict(self.model_config), "train": asdict(self.train_config),
-                "data": asdict(self.data), "tfl_version": self.tfl_version or __version__}
+                "data": asdict(self.data), "tfl_version": self.tfl_version}
 
     @classmethod
     def from_json(cls, values):
         """Rebuild from config.json's dict; raises TflError (via the configs) on unknown fields."""
         return cls(config_from_dict(values["model"]), TrainConfig.from_dict(values["train"]),
-                   DataSettings(**values["data"]), values.get("tfl_version", ""))
+                   DataSettings(**values["data"]), values.get("tfl_version", "unknown"))
 
     def same_run_as(self, other):
         """True when `other` would train the same run (the version that wrote it aside)."""
@@ -121,9 +120,9 @@ def load_keras_model(path, compile=False):
     """Load a `.keras` file with safe_mode on, turning a damaged file into a TflError."""
     import keras
 
-    import tfl.models  # noqa: F401  (registers keras-hub's and tfl's layers for deserialisation)
+    from tfl.models.registration import register_layers
 
-    tfl.models.register_layers()
+    register_layers()
     path = Path(path)
     if not path.is_file():
         raise TflError(f"no model file at {path}; the run may not have finished an interval yet")
@@ -134,10 +133,26 @@ def load_keras_model(path, compile=False):
                        "incomplete; train again or use another checkpoint") from None
 
 
+def _why_missing(run_dir, filename):
+    """A one-line reason, and the fix, for a run directory without `filename`."""
+    started = (run_dir / CHECKPOINT_DIR / "progress.json").is_file()
+    if not started:
+        return (f"{run_dir} has no {filename}: its training has not finished an evaluation "
+                "interval yet; run the same `tfl train` command again to train it")
+    best = " (best.keras holds the best model so far)" if (run_dir / BEST_FILE).is_file() else ""
+    return (f"{run_dir} has no {filename}: its training was interrupted{best}; run the same "
+            "`tfl train` command again to resume and finish it")
+
+
 def load_run(run_dir, which="model"):
     """Load the model (`which="model"` or `"best"`), tokenizer and settings of a run."""
     run_dir = Path(run_dir)
     settings = read_run_settings(run_dir)
-    model = load_keras_model(run_dir / (MODEL_FILE if which == "model" else BEST_FILE))
+    if which not in ("model", "best"):
+        raise TflError(f"which={which!r}: load 'model' (the latest weights) or 'best'")
+    path = run_dir / (MODEL_FILE if which == "model" else BEST_FILE)
+    if not path.is_file():
+        raise TflError(_why_missing(run_dir, path.name))
+    model = load_keras_model(path)
     tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
     return Run(model, tokenizer, settings, run_dir)

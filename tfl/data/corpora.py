@@ -9,7 +9,8 @@ Named corpora:
   `pydoc_data.topics`. Present on every CPython install, so it always works offline.
 
 Any path is a corpus too: a UTF-8 text file, a directory (its files, sorted, joined by a blank
-line) or a glob such as `books/*.txt`.
+line) or a glob such as `books/*.txt`. A leading byte-order mark is dropped and Windows line
+endings become `\n` (`normalize_newlines`).
 
 >>> corpus = load_corpus("python_docs")
 >>> sizes = corpus.split_sizes()
@@ -107,12 +108,23 @@ def read_text_file(path):
     if b"\x00" in data:
         raise TflError(f"{path} looks binary (it contains NUL bytes); give a UTF-8 text file")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TflError(
             f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
             "convert it first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
         ) from None
+    return normalize_newlines(text)
+
+
+def normalize_newlines(text):
+    """`text` without a leading byte-order mark and with Windows (CRLF) and old Mac (CR) line
+    endings turned into `\\n`, so that neither becomes a character of the vocabulary.
+
+    >>> normalize_newlines("\\ufeffline one\\r\\nline two\\r")
+    'line one\\nline two\\n'
+    """
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _local_corpus(spec):
@@ -152,7 +164,7 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _tiny_shakespeare_path(data_dir=None):
+def tiny_shakespeare_path(data_dir=None):
     """A verified local copy of Tiny Shakespeare: from a data directory, else downloaded once."""
     for directory in data_dirs(data_dir):
         for filename in TINY_SHAKESPEARE_FILENAMES:
@@ -187,7 +199,7 @@ def _tiny_shakespeare_path(data_dir=None):
 
 
 def _load_tiny_shakespeare(data_dir=None):
-    path = _tiny_shakespeare_path(data_dir)
+    path = tiny_shakespeare_path(data_dir)
     return Corpus(
         name="tiny_shakespeare",
         text=path.read_text(encoding="utf-8"),

@@ -88,12 +88,13 @@ def make_dataset(
     if windows == 0:
         raise TflError(
             f"the {split_name} split has {len(ids)} tokens, fewer than one window of "
-            f"seq_len + 1 = {seq_len + 1}; use a shorter --seq-len or a larger corpus"
+            f"seq_len + 1 = {seq_len + 1}; use a larger corpus or a shorter context (a smaller "
+            "--preset for `tfl train`, --seq-len for `tfl data inspect`)"
         )
     if windows < global_batch_size:
         raise TflError(
             f"the {split_name} split makes {windows} windows of {seq_len + 1} tokens, fewer than "
-            f"one batch of {global_batch_size}; use a smaller --batch-size or --seq-len"
+            f"one batch of {global_batch_size}; use a smaller --batch-size or a larger corpus"
         )
     ids_tensor = tf.constant(ids)
     offsets = tf.range(seq_len + 1)

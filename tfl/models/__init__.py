@@ -14,15 +14,6 @@ from tfl.models.config import (
 )
 
 
-def register_layers():
-    """Register every layer a tfl `.keras` file may hold (keras-hub's and tfl's own), so that
-    `keras.saving.load_model(path, safe_mode=True)` finds them. Called on `import tfl.models`'s
-    first model use and by `tfl.load_run`; safe to call again."""
-    import keras_hub  # noqa: F401  (registers keras-hub's layers)
-
-    from tfl.models import fast_lstm, rotary_block  # noqa: F401  (register tfl's layers)
-
-
 def build_model(config):
     """The Keras model for `config` (a `TransformerConfig` or an `LSTMConfig`)."""
     if isinstance(config, TransformerConfig):
@@ -79,7 +70,6 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "model_parts",
-    "register_layers",
     "lstm_lm",
     "parameter_count",
     "transformer_lm",

@@ -139,3 +139,27 @@ def ngram_baseline(corpus, tokenizer, order=5, smoothing="kneser_ney", split="va
     )
     result.update(order=order, smoothing=smoothing, split=split)
     return result
+
+
+def ngram_baselines(corpus, tokenizer="char", orders=(3, 5), vocab_size=None,
+                    smoothing="kneser_ney", split="validation", data_dir=None):
+    """`ngram_baseline` for several orders on a corpus given by name or path (what `tfl ngram`
+    prints): `{"corpus", "tokenizer", "rows": [...]}`, one row per order.
+
+    >>> result = ngram_baselines("python_docs", orders=[2], split="validation")
+    >>> [row["model"] for row in result["rows"]]
+    ['2-gram kneser_ney']
+    """
+    from tfl.data.corpora import load_corpus
+    from tfl.tokenizers import build_tokenizer
+
+    if tokenizer == "wordpiece":  # learned with TensorFlow Text: import it without its chatter
+        from tfl.runtime import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+    corpus = load_corpus(corpus, data_dir=data_dir)
+    learned = build_tokenizer(tokenizer, corpus.train, vocab_size=vocab_size)
+    rows = [{"model": f"{order}-gram {smoothing}",
+             **ngram_baseline(corpus, learned, order=order, smoothing=smoothing, split=split)}
+            for order in orders]
+    return {"corpus": corpus.name, "tokenizer": tokenizer, "rows": rows}

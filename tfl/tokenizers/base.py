@@ -36,8 +36,6 @@ class Tokenizer(abc.ABC):
 
     kind = None
 
-    pad_id, unk_id, bos_id = PAD_ID, UNK_ID, BOS_ID
-
     @property
     def special_tokens(self):
         """Names of the special tokens and their ids."""
