@@ -71,7 +71,7 @@ def test_word_tokenizer_normalisation_is_as_documented():
     )
     canonical = "To be, or not to be: that is the question.\nWhether 'tis nobler?"
     tok = WordTokenizer.train(canonical)
-    assert tok.decode(tok.encode(canonical)) == WordTokenizer.normalize(canonical)
+    assert tok.decode(tok.encode(canonical)) == tok.normalize(canonical)
     assert tok.encode("To be, or") == tok.encode("To  be ,or")
 
 
@@ -130,3 +130,40 @@ def test_stats_count_tokens_per_char_and_unknowns():
     word_stats = tokenizer_stats(WordTokenizer.train("one two three"), "one two four")
     assert word_stats.tokens_per_char == pytest.approx(3 / 12)
     assert word_stats.unk_rate == pytest.approx(1 / 3)
+
+
+PTB_LIKE = ("the <unk> company 's shares fell N % to $ N N in the <unk> <unk> market .\n"
+            "mr. <unk> said the firm is n't for sale .\n") * 20
+
+
+def test_word_tokenizer_keeps_a_pretokenized_corpus_own_tokens():
+    tok = build_tokenizer("word", PTB_LIKE)
+    assert tok.split == "whitespace"
+    ids = tok.encode("the <unk> company 's shares is n't for sale .")
+    assert UNK_ID not in ids
+    assert tok.decode(ids) == "the <unk> company 's shares is n't for sale ."
+    # Saved and loaded, it splits the same way.
+    again = WordTokenizer.from_config(tok.get_config())
+    assert again.encode("mr. <unk> said") == tok.encode("mr. <unk> said")
+
+
+def test_word_tokenizer_splits_ordinary_prose_into_words_and_punctuation():
+    tok = build_tokenizer("word", "He said, 'no'. She said: yes!\n" * 20)
+    assert tok.split == "words"
+    assert tok.decode(tok.encode("She said, no!")) == "She said, no!"
+
+
+def test_a_wordpiece_vocabulary_too_small_for_the_corpus_is_refused_with_the_minimum():
+    with pytest.raises(TflError, match=r"leaves \d+% of the training text unknown; use "
+                                       r"--vocab-size \d+ or more"):
+        build_tokenizer("wordpiece", "the theory of the thing\nthe end\n" * 20, vocab_size=5)
+
+
+def test_byte_order_mark_and_windows_line_endings_never_reach_the_vocabulary(text_file):
+    from tfl.data import load_corpus
+
+    path = text_file(("\ufeff" + "line one\r\nline two\r\n" * 10).encode("utf-8"))
+    corpus = load_corpus(path)
+    tok = build_tokenizer("char", corpus.train)
+    assert "\r" not in corpus.text and "\ufeff" not in corpus.text
+    assert tok.decode(tok.encode("line two\n")) == "line two\n"

@@ -22,6 +22,9 @@ RESERVED_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[NL]"]
 NEWLINE_ID = 3
 SUFFIX = "##"
 DEFAULT_VOCAB_SIZE = 2_000
+# A learned vocabulary that leaves more than this share of the training pieces unknown is
+# refused: the model would learn to predict `[UNK]`.
+MAX_UNKNOWN_SHARE = 0.01
 
 
 class WordPieceTokenizer(Tokenizer):
@@ -53,7 +56,22 @@ class WordPieceTokenizer(Tokenizer):
             strip_accents=False,
             reserved_tokens=RESERVED_TOKENS,
         )
-        return cls(vocabulary)
+        tokenizer = cls(vocabulary)
+        tokenizer._refuse_if_mostly_unknown(text)
+        return tokenizer
+
+    def _refuse_if_mostly_unknown(self, text, sample_chars=200_000):
+        """Raise TflError, naming a vocabulary size that would do, when the vocabulary leaves
+        more than `MAX_UNKNOWN_SHARE` of the pieces of (the start of) `text` unknown."""
+        sample = text[:sample_chars]
+        ids = self.encode(sample)
+        unknown = ids.count(UNK_ID) / max(len(ids), 1)
+        if unknown > MAX_UNKNOWN_SHARE:
+            # Every character as a word start and as a `##` continuation, and the reserved ids.
+            minimum = len(RESERVED_TOKENS) + 2 * len(set(sample) - set(" \t\n"))
+            raise TflError(
+                f"a WordPiece vocabulary of {self.vocab_size} pieces leaves {unknown:.0%} of the "
+                f"training text unknown; use --vocab-size {minimum} or more")
 
     @property
     def vocab_size(self):
