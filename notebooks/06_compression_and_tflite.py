@@ -38,7 +38,6 @@ from tfl.edge.report import optimize_run
 from tfl.edge.export import convert_to_tflite
 from tfl.edge.litert import LiteRTModel, generate_tflite
 from tfl import TrainConfig
-from tfl.edge.twin import make_twin, twin_matches
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"
 PRESET = "nano" if TINY else "char-cpu"
@@ -66,9 +65,9 @@ print(f"{run.model.count_params():,} parameters, validation loss {history[-1]['v
 # token ids should be at the level of float32 rounding.
 
 # %%
-twin = make_twin(run.model, run.model_config)
+twin = tfl.make_twin(run.model, run.model_config)
 print(f"largest |twin - model| logit difference: "
-      f"{twin_matches(run.model, twin, run.model_config):.2e}")
+      f"{tfl.twin_max_logit_difference(run.model, twin, run.model_config):.2e}")
 
 # %% [markdown]
 # ## Quantization by hand
@@ -76,13 +75,14 @@ print(f"largest |twin - model| logit difference: "
 # [-127, 127] and `scale = max|w| / 127`. The rounding error is at most half a step.
 
 # %%
-weights = twin.get_layer("block_0_ffn_in").get_weights()[0]
+# The twin's layers by role: the first block's MLP input projection (d -> 4d).
+weights = tfl.twin_parts(twin, run.model_config).blocks[0].mlp_in.get_weights()[0]
 scale = np.abs(weights).max() / 127
 quantized = np.round(weights / scale).astype(np.int8)
 error = np.abs(quantized * scale - weights)
 print(f"scale {scale:.5f}; largest rounding error {error.max():.5f} (half a step: {scale / 2:.5f})")
 plt.hist(weights.ravel(), bins=100)
-plt.title("block_0_ffn_in weights: most are small, a few are large")
+plt.title("first MLP weights of block 0: most are small, a few are large")
 plt.xlabel("weight")
 plt.show()
 
@@ -99,7 +99,7 @@ pruned, report = optimize.prune(run.model, run.model_config, train_ids, target_s
 print(f"achieved sparsity over all pruned matrices: {report['achieved_sparsity']['overall']:.1%}")
 for name, sparsity in list(report["achieved_sparsity"]["weights"].items())[:6]:
     print(f"  {name:45s} {sparsity:.1%}")
-kernel = [w for w in pruned.get_layer("block_0_ffn_in").get_weights() if w.ndim == 2][0]
+kernel = tfl.twin_parts(pruned, run.model_config).blocks[0].mlp_in.get_weights()[0]
 plt.imshow(kernel[:64, :128] != 0, cmap="gray_r", aspect="auto")
 plt.title("non-zero weights of a pruned matrix (black)")
 plt.show()

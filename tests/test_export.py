@@ -49,7 +49,7 @@ def random_windows(config, count=3, seed=0):
                            embedding_dim=32),
 ], ids=["learned", "sinusoidal", "untied", "lstm", "lstm-2-layers-tied"])
 def test_twin_gives_the_same_logits(config):
-    from tfl.edge.twin import make_twin
+    from tfl.models.twin import make_twin
 
     model = build_model(config)
     # Random but large weights, so a mis-copied matrix cannot hide behind tiny initial values.
@@ -63,8 +63,31 @@ def test_twin_gives_the_same_logits(config):
     assert np.abs(expected).max() > 0.5  # the comparison is not between near-zero logits
 
 
+def test_twin_parts_are_found_by_role_inside_tf_mot_wrappers():
+    import tensorflow_model_optimization as tfmot
+
+    from tfl.models.twin import MLP_IN, OUTPUT, layer_role, make_twin, twin_parts
+
+    config = TransformerConfig.from_preset("nano", vocab_size=23)
+
+    def wrap(layer):
+        if layer_role(layer) in (MLP_IN, OUTPUT):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer)
+        return layer
+
+    twin = make_twin(build_model(config), config, wrap=wrap)
+    wrapped, inner = twin_parts(twin, config, wrapped=True), twin_parts(twin, config)
+    assert wrapped.output is not inner.output and wrapped.output.layer is inner.output
+    assert layer_role(wrapped.output) == layer_role(inner.output) == OUTPUT
+    assert [layer_role(block.mlp_in) for block in wrapped.blocks] == [MLP_IN, MLP_IN]
+    assert inner.blocks[1].mlp_in.units == config.ffn_dim
+    assert wrapped.token_embedding is inner.token_embedding  # not wrapped
+    # Embedding, positions, final norm and output, and five layers per block, have a role.
+    assert sum(layer_role(layer) is not None for layer in twin.layers) == 4 + 5 * 2
+
+
 def test_rotary_models_are_refused_with_the_option_that_works():
-    from tfl.edge.twin import build_twin
+    from tfl.models.twin import build_twin
 
     with pytest.raises(TflError, match="--position learned"):
         build_twin(TransformerConfig.from_preset("nano", vocab_size=20, position="rotary"))

@@ -53,6 +53,8 @@ _PUBLIC = {
     "evaluate_split": "tfl.inference.evaluate",
     # edge
     "make_twin": "tfl.models.twin",
+    "twin_parts": "tfl.models.twin",
+    "twin_max_logit_difference": "tfl.models.twin",
     "export_run": "tfl.edge.export",
     "optimize_run": "tfl.edge.report",
     "LiteRTModel": "tfl.edge.litert",

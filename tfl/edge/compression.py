@@ -1,11 +1,12 @@
 """Compression with TensorFlow Model Optimization: pruning, weight clustering and
-quantization-aware training, applied to a run's tf_keras twin (`tfl.edge.twin`).
+quantization-aware training, applied to a run's tf_keras twin (`tfl.models.twin`).
 
 Each function fine-tunes the twin on the run's training split while TF-MOT compresses it, then
 strips the TF-MOT wrappers so the result is an ordinary tf_keras model that `tfl.edge.export`
 converts like the dense one. What was achieved is measured on the stripped weights.
 
-Which layers each technique covers (TF-MOT 0.8.1 with tf_keras):
+Which layers each technique covers (TF-MOT 0.8.1 with tf_keras), chosen by their role in the
+twin (`tfl.models.twin.layer_role`):
 
 | layer | pruning | clustering | QAT |
 |---|---|---|---|
@@ -17,7 +18,7 @@ Which layers each technique covers (TF-MOT 0.8.1 with tf_keras):
 | LayerNorm | no (tiny) | no | no |
 
 >>> PRUNABLE["transformer"]
-('token_embedding', 'positions', 'attention', 'ffn_in', 'ffn_out', 'logits')
+('token_embedding', 'position', 'attention', 'mlp_in', 'mlp_out', 'output')
 """
 
 import math
@@ -26,36 +27,30 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfl.errors import TflError
-from tfl.edge.twin import custom_objects, keras2, make_twin, unwrapped, use_bounded_masks
+from tfl.models.twin import (ATTENTION, LSTM, MLP_IN, MLP_OUT, OUTPUT, POSITION, TOKEN_EMBEDDING,
+                             custom_objects, keras2, layer_role, make_twin,
+                             twin_max_logit_difference, unwrapped, use_bounded_masks)
+from tfl.training.config import DEFAULT_BATCH_SIZE
 
-# Layer-name endings each technique wraps, per architecture.
+# The twin layer roles each technique wraps, per architecture.
 PRUNABLE = {
-    "transformer": ("token_embedding", "positions", "attention", "ffn_in", "ffn_out", "logits"),
-    "lstm": ("token_embedding", "lstm", "logits"),
+    "transformer": (TOKEN_EMBEDDING, POSITION, ATTENTION, MLP_IN, MLP_OUT, OUTPUT),
+    "lstm": (TOKEN_EMBEDDING, LSTM, OUTPUT),
 }
 CLUSTERABLE = {
-    "transformer": ("token_embedding", "attention", "ffn_in", "ffn_out", "logits"),
-    "lstm": ("token_embedding", "lstm", "logits"),
+    "transformer": (TOKEN_EMBEDDING, ATTENTION, MLP_IN, MLP_OUT, OUTPUT),
+    "lstm": (TOKEN_EMBEDDING, LSTM, OUTPUT),
 }
-QUANTIZABLE = {"transformer": ("ffn_in", "ffn_out", "logits"), "lstm": ("logits",)}
+QUANTIZABLE = {"transformer": (MLP_IN, MLP_OUT, OUTPUT), "lstm": (OUTPUT,)}
 NOT_QUANTIZABLE_REASON = {
-    "token_embedding": "Embedding", "attention": "MultiHeadAttention", "lstm": "LSTM",
-    "positions": "custom layer",
+    TOKEN_EMBEDDING: "Embedding", ATTENTION: "MultiHeadAttention", LSTM: "LSTM",
+    POSITION: "custom layer",
 }
-
-
-def _role(layer_name):
-    """'block_3_ffn_in' -> 'ffn_in', 'lstm_0' -> 'lstm', 'logits' -> 'logits'."""
-    if layer_name.startswith("lstm_"):
-        return "lstm"
-    if layer_name.startswith("block_"):
-        return layer_name.split("_", 2)[2]
-    return layer_name
 
 
 def _selective(roles, make_wrapper):
     def wrap(layer):
-        return make_wrapper(layer) if _role(layer.name) in roles else layer
+        return make_wrapper(layer) if layer_role(layer) in roles else layer
     return wrap
 
 
@@ -80,8 +75,8 @@ def _fit(model, dataset, steps, callbacks=()):
     return loss
 
 
-def prune(model, config, train_ids, target_sparsity=0.8, steps=1000, batch_size=12,
-          learning_rate=1e-3, seed=0):
+def prune(model, config, train_ids, target_sparsity=0.8, steps=1000,
+          batch_size=DEFAULT_BATCH_SIZE, learning_rate=1e-3, seed=0):
     """Magnitude-prune the twin of `model` to `target_sparsity` while fine-tuning.
 
     Sparsity rises from 0 along a cubic `PolynomialDecay` over the first 70% of `steps`, masks
@@ -119,7 +114,7 @@ def compressible_weights(twin, roles):
     weights = {}
     for layer in twin.layers:
         layer = unwrapped(layer)
-        if _role(layer.name) not in roles:
+        if layer_role(layer) not in roles:
             continue
         for weight in layer.weights:
             name = weight.name.split(":")[0]
@@ -147,7 +142,7 @@ def left_dense(config):
     return reasons
 
 
-def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=12,
+def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=DEFAULT_BATCH_SIZE,
             learning_rate=1e-4, seed=0):
     """Weight clustering: every clusterable kernel keeps only `clusters` distinct values
     (k-means++ centroids, fine-tuned). Returns the stripped model and the distinct-value count
@@ -170,8 +165,8 @@ def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=12,
                       "max_distinct_values": max(distinct.values()), "distinct_values": distinct}
 
 
-def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learning_rate=1e-4,
-                       seed=0):
+def quantization_aware(model, config, train_ids, steps=100, batch_size=DEFAULT_BATCH_SIZE,
+                       learning_rate=1e-4, seed=0):
     """Quantization-aware training of the layers TF-MOT can quantize (Dense); the report lists
     the others. Returns the QAT model (convert it with dynamic or full int8) and the report."""
     quantize = tfmot.quantization.keras
@@ -180,7 +175,7 @@ def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learn
     covered, skipped = [], {}
 
     def annotate(layer):
-        role = _role(layer.name)
+        role = layer_role(layer)
         if role in roles:
             covered.append(layer.name)
             return quantize.quantize_annotate_layer(layer)
@@ -202,9 +197,7 @@ def quantization_aware(model, config, train_ids, steps=100, batch_size=12, learn
 
 def twin_check(model, twin, config, tolerance=1e-3):
     """Refuse to go on if the twin does not reproduce the model (a bug, never the user's)."""
-    from tfl.edge.twin import twin_matches
-
-    difference = twin_matches(model, twin, config)
+    difference = twin_max_logit_difference(model, twin, config)
     if difference > tolerance:
         raise TflError(f"the tf_keras twin's logits differ from the model's by {difference:.2g}; "
                        "please report this as a tfl bug")

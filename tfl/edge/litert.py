@@ -129,7 +129,8 @@ class _LSTMStepDecoder:
 
 def evaluate_tflite(model, token_ids):
     """Mean loss and perplexity of a `LiteRTModel` on `token_ids`, with the same windows as
-    `tfl.inference.evaluate.evaluate_ids` (so the numbers compare directly with the Keras model's)."""
+    `tfl.inference.evaluate.evaluate_ids` (so the numbers compare directly with the Keras
+    model's)."""
     from tfl.inference.evaluate import eval_windows
 
     inputs, targets, weights = eval_windows(token_ids, model.seq_len)
@@ -164,7 +165,7 @@ def generate_tflite(path, prompt="", max_new_tokens=200, sampler="top_k", temper
 
     >>> generate_tflite("exports/model-int8.tflite", "ROMEO:", 50)  # doctest: +SKIP
     """
-    from tfl.inference.generate import TextStream, decode_loop, make_sampler
+    from tfl.inference.generate import generate_text
     from tfl.tokenizers import load_tokenizer
 
     if sampler == "beam":
@@ -174,20 +175,18 @@ def generate_tflite(path, prompt="", max_new_tokens=200, sampler="top_k", temper
     tokenizer_dir = Path(path).parent / "tokenizer"
     if not tokenizer_dir.is_dir():
         raise TflError(f"no tokenizer beside {path}; `tfl export` writes it to {tokenizer_dir}")
-    tokenizer = load_tokenizer(tokenizer_dir)
-    prompt_ids = tokenizer.encode(prompt, errors="strict")
-    stream = TextStream(tokenizer, on_text) if on_text else None
-    chosen = make_sampler(sampler, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    ids = decode_loop(model.decoder(), prompt_ids, max_new_tokens, chosen, model.seq_len,
-                      on_token=stream)
-    text = tokenizer.decode(ids)
-    if stream:
-        stream.finish(text)
-    return text
+    return generate_text(model.decoder(), load_tokenizer(tokenizer_dir), model.seq_len, prompt,
+                         max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
+                         top_p=top_p, seed=seed, on_text=on_text)
 
 
-def describe(model, token_ids, prompt_ids, latency_tokens=32):
-    """Size, gzip size, perplexity and per-token latency of one `.tflite` file."""
+def measure_tflite(model, token_ids, prompt_ids, latency_tokens=32):
+    """Measure one `LiteRTModel`: file size and gzip size, loss and perplexity on `token_ids`,
+    and the median (min, max) milliseconds per greedy token generated after `prompt_ids`.
+
+    >>> model = LiteRTModel("exports/model-int8.tflite")  # doctest: +SKIP
+    >>> measure_tflite(model, val_ids, prompt_ids)["ms_per_token"]  # doctest: +SKIP
+    """
     result = {**model.file_sizes(), **evaluate_tflite(model, token_ids)}
     latency = token_latency(model, prompt_ids, new_tokens=latency_tokens)
     result["ms_per_token"] = latency["median"] * 1000

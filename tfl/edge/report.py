@@ -35,14 +35,14 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
         batch_size: fine-tuning batch (default: the run's training batch).
         max_chars: measure perplexity on only the first `max_chars` of the validation split.
     """
-    from tfl.edge import compression as optimize
     from tfl.data import load_corpus
-    from tfl.inference.evaluate import evaluate_ids
+    from tfl.edge import compression
     from tfl.edge.export import (QUANTIZATIONS, calibration_windows_for_run, convert_to_tflite,
-                            save_export_metadata)
-    from tfl.edge.litert import LiteRTModel, describe
+                                 save_export_metadata)
+    from tfl.edge.litert import LiteRTModel, measure_tflite
+    from tfl.inference.evaluate import evaluate_ids
+    from tfl.models.twin import make_twin
     from tfl.run import load_run
-    from tfl.edge.twin import make_twin
 
     log = log or (lambda *a, **k: None)
     if quantize not in QUANTIZATIONS:
@@ -57,7 +57,7 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
     prompt_ids = run.tokenizer.encode(corpus.validation[:8])
     batch_size = batch_size or run.train_config.batch_size
     dense = make_twin(run.model, config)
-    twin_difference = optimize.twin_check(run.model, dense, config)
+    twin_difference = compression.twin_check(run.model, dense, config)
     keras_eval = evaluate_ids(run.model, val_ids, config.seq_len)
     log(f"Keras model: validation perplexity {keras_eval['perplexity']:.4f}; tf_keras twin "
         f"matches to {twin_difference:.1e}")
@@ -66,18 +66,18 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
     models = {"dense": (dense, {})}
     if prune:
         log(f"pruning to {prune:.0%} sparsity over {fine_tune_steps} fine-tuning steps ...")
-        models["pruned"] = optimize.prune(run.model, config, train_ids, prune,
-                                          steps=fine_tune_steps, batch_size=batch_size)
+        models["pruned"] = compression.prune(run.model, config, train_ids, prune,
+                                             steps=fine_tune_steps, batch_size=batch_size)
     if clusters:
         steps = max(2, fine_tune_steps // 3)
         log(f"clustering to {clusters} values per matrix over {steps} steps ...")
-        models["clustered"] = optimize.cluster(run.model, config, train_ids, clusters,
-                                               steps=steps, batch_size=batch_size)
+        models["clustered"] = compression.cluster(run.model, config, train_ids, clusters,
+                                                  steps=steps, batch_size=batch_size)
     if qat:
         steps = max(2, fine_tune_steps // 3)
         log(f"quantization-aware training of the Dense layers over {steps} steps ...")
-        models["qat"] = optimize.quantization_aware(run.model, config, train_ids, steps=steps,
-                                                    batch_size=batch_size)
+        models["qat"] = compression.quantization_aware(
+            run.model, config, train_ids, steps=steps, batch_size=batch_size)
 
     plan = [("dense", q) for q in QUANTIZATIONS]
     if prune:
@@ -97,8 +97,8 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
             model, details = models[source]
             data = convert_to_tflite(model, config, quantization, calibration)
             (tmp / f"{name}.tflite").write_bytes(data)
-            measured = describe(LiteRTModel(tmp / f"{name}.tflite", config=config), val_ids,
-                                prompt_ids)
+            measured = measure_tflite(LiteRTModel(tmp / f"{name}.tflite", config=config),
+                                      val_ids, prompt_ids)
             rows.append({"variant": name, "file": f"{name}.tflite", "source": source,
                          "quantization": quantization, **measured, **_summary(details)})
             log(f"  {name:22s} {measured['bytes']:>10,} bytes  perplexity "
@@ -115,7 +115,7 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
             "rows": rows,
             "compression": {source: details for source, (_, details) in models.items()
                             if details},
-            "left_dense_by_pruning": optimize.left_dense(config) if prune else {},
+            "left_dense_by_pruning": compression.left_dense(config) if prune else {},
         }
         write_json_atomic(tmp / "report.json", report)
         write_text_atomic(tmp / "report.md", render_report(report))
@@ -167,25 +167,20 @@ def render_report(report):
 
 
 def plot_size_vs_perplexity(report, path):
-    import matplotlib
+    """Each variant's gzip size against its validation perplexity, saved as a PNG at `path`."""
+    from tfl.plotting import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in report["rows"]:
-        ax.scatter(row["gzip_bytes"] / 1024, row["perplexity"], s=30)
-        ax.annotate(row["variant"], (row["gzip_bytes"] / 1024, row["perplexity"]),
-                    fontsize=8, xytext=(4, 3), textcoords="offset points")
-    ax.axhline(report["keras"]["perplexity"], color="grey", linestyle="--", linewidth=1,
-               label="Keras model")
-    ax.set_xscale("log")
-    ax.set_xlabel("gzip size (KiB, log scale)")
-    ax.set_ylabel("validation perplexity")
-    ax.set_title(f"Size versus perplexity: {report['architecture']}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, size=(7, 4.5)) as ax:
+        for row in report["rows"]:
+            ax.scatter(row["gzip_bytes"] / 1024, row["perplexity"], s=30)
+            ax.annotate(row["variant"], (row["gzip_bytes"] / 1024, row["perplexity"]),
+                        fontsize=8, xytext=(4, 3), textcoords="offset points")
+        ax.axhline(report["keras"]["perplexity"], color="grey", linestyle="--", linewidth=1,
+                   label="Keras model")
+        ax.set_xscale("log")
+        ax.set_xlabel("gzip size (KiB, log scale)")
+        ax.set_ylabel("validation perplexity")
+        ax.set_title(f"Size versus perplexity: {report['architecture']}")
+        ax.grid(alpha=0.3)
+        ax.legend()
 

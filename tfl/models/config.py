@@ -57,9 +57,6 @@ class _ModelConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def replace(self, **changes):
-        return type(self).from_dict({**self.to_dict(), **changes})
-
     def _require(self, condition, message):
         if not condition:
             raise TflError(f"invalid {self.architecture} config: {message}")

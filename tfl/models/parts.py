@@ -96,6 +96,12 @@ class TransformerParts:
     def block(self, index):
         return BlockParts.of(self.blocks[index])
 
+    def output_weights(self):
+        """The output projection's weights as a Dense layer holds them: [kernel (d, V)]."""
+        if self.config.tie_weights:
+            return [np.asarray(self.token_embedding.embeddings).T]
+        return [np.asarray(self.token_embedding.reverse_embeddings)]
+
     def position_table(self):
         """The (seq_len, d) position vectors added to the embeddings (None for rotary).
 
