@@ -93,3 +93,24 @@ def test_split_fractions_must_sum_to_one():
         Corpus("x", "abc", split_fractions=(0.5, 0.1, 0.1))
     with pytest.raises(TflError, match="unknown split"):
         Corpus("x", "abcdef").split("valid")
+
+
+def test_tang_poetry_reads_every_file_in_numeric_order_as_plain_text():
+    # TFL_DATA_DIR points at ../shared/data (conftest), whose tang_poetry/ holds the published
+    # files; each is checked against its sha256 before it is read.
+    corpus = load_corpus("tang_poetry")
+    assert len(corpus.text) == 4_491_692
+    first_poem = corpus.text.split("\n\n", 1)[0].split("\n")
+    assert first_poem == ["帝京篇十首 一", "秦川雄帝宅，函谷壯皇居。", "綺殿千尋起，離宮百雉餘。",
+                          "連甍遙接漢，飛觀迥凌虛。", "雲日隱層闕，風煙出綺疎。"]
+    assert corpus.text.count("\n\n") == 57_607 - 1  # a blank line between poems
+    assert "tang_poetry" in corpora.available_corpora()
+
+
+def test_a_missing_tang_poetry_file_names_the_folder_to_provide(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TFL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(corpora, "TANG_POETRY_URL", (tmp_path / "nowhere").as_uri() + "/")
+    with pytest.raises(CorpusUnavailableError, match="tang_poetry/ in a directory and set "
+                                                    "TFL_DATA_DIR"):
+        load_corpus("tang_poetry")

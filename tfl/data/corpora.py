@@ -5,6 +5,10 @@ Named corpora:
   Looked for first in a local data directory (`data_dir=` or the `TFL_DATA_DIR` environment
   variable, `os.pathsep`-separated), then downloaded once with `keras.utils.get_file` and cached.
   Its sha256 is checked either way.
+- `tang_poetry`: the Complete Tang Poems (全唐诗) in classical Chinese, traditional
+  characters, from the `chinese-poetry/chinese-poetry` repository: 58 JSON files, each checked
+  against its published sha256, read in numeric order as plain text (title, one line per
+  paragraph, a blank line between poems). Looked for in `tang_poetry/` of a data directory.
 - `python_docs`: about 465,000 characters of English technical prose from the standard library's
   `pydoc_data.topics`. Present on every CPython install, so it always works offline.
 
@@ -19,11 +23,10 @@ True
 """
 
 import glob
-import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfl.data.fetch import verified_file
 from tfl.errors import CorpusUnavailableError, TflError, did_you_mean
 
 SPLITS = ("train", "validation", "test")
@@ -31,6 +34,9 @@ SPLITS = ("train", "validation", "test")
 TINY_SHAKESPEARE_URL = "https://storage.googleapis.com/download.tensorflow.org/data/shakespeare.txt"
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_FILENAMES = ("tiny_shakespeare.txt", "shakespeare.txt")
+# The chinese-poetry repository's raw files, folder 全唐诗 (percent-encoded).
+TANG_POETRY_URL = ("https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/master/"
+                   "%E5%85%A8%E5%94%90%E8%AF%97/")
 
 # nanoGPT and char-rnn use the first 90% for training and the last 10% for validation, with no
 # test split; keeping their split keeps our numbers comparable with theirs.
@@ -149,63 +155,57 @@ def _local_corpus(spec):
 # --- named corpora ---------------------------------------------------------------------------
 
 
-def data_dirs(data_dir=None):
-    """Directories searched for local copies of named corpora, in order."""
-    dirs = []
-    if data_dir:
-        dirs.append(Path(data_dir))
-    for entry in os.environ.get("TFL_DATA_DIR", "").split(os.pathsep):
-        if entry:
-            dirs.append(Path(entry))
-    return dirs
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def tiny_shakespeare_path(data_dir=None):
     """A verified local copy of Tiny Shakespeare: from a data directory, else downloaded once."""
-    for directory in data_dirs(data_dir):
-        for filename in TINY_SHAKESPEARE_FILENAMES:
-            candidate = directory / filename
-            if candidate.is_file():
-                digest = _sha256(candidate)
-                if digest != TINY_SHAKESPEARE_SHA256:
-                    raise TflError(
-                        f"{candidate} has sha256 {digest[:12]}..., not Tiny Shakespeare's "
-                        f"{TINY_SHAKESPEARE_SHA256[:12]}...; replace or remove that file"
-                    )
-                return candidate
-    from keras.utils import get_file  # imports TensorFlow: only when a download may be needed
-
     try:
-        return Path(
-            get_file(
-                fname="tiny_shakespeare.txt",
-                origin=TINY_SHAKESPEARE_URL,
-                file_hash=TINY_SHAKESPEARE_SHA256,
-                cache_subdir="tfl",
-                cache_dir=os.environ.get("TFL_CACHE_DIR") or None,
-            )
-        )
-    except Exception as e:  # urllib raises many types; all mean "not available here"
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CorpusUnavailableError(
-            f"could not download tiny_shakespeare ({reason[:120]}) and there is no cached copy; "
-            "without network, put tiny_shakespeare.txt in a folder and set TFL_DATA_DIR to it "
-            "(or pass --data-dir), or use the offline corpus python_docs"
-        ) from None
+        return verified_file("tiny_shakespeare.txt", TINY_SHAKESPEARE_URL, TINY_SHAKESPEARE_SHA256,
+                             data_dir=data_dir, dataset="tiny_shakespeare",
+                             other_names=TINY_SHAKESPEARE_FILENAMES[1:])
+    except CorpusUnavailableError as e:
+        raise CorpusUnavailableError(f"{e}, or use the offline corpus python_docs") from None
 
 
 def _load_tiny_shakespeare(data_dir=None):
     path = tiny_shakespeare_path(data_dir)
     return Corpus(
         name="tiny_shakespeare",
-        text=path.read_text(encoding="utf-8"),
+        text=read_text_file(path),
         split_fractions=NANOGPT_SPLIT,
         source=str(path),
     )
+
+
+def tang_poetry_files(data_dir=None):
+    """The verified files of the Complete Tang Poems, in numeric order (0, 1000, ..., 57000)."""
+    from tfl.data.tang_poetry_hashes import SHA256
+
+    names = sorted(SHA256, key=lambda name: int(name.split(".")[2]))
+    return [verified_file(name, TANG_POETRY_URL + name, SHA256[name], subdir="tang_poetry",
+                          data_dir=data_dir, dataset="tang_poetry") for name in names]
+
+
+def poems_as_text(poems):
+    """Poems (dicts with `title` and `paragraphs`) as plain text: the title, one line per
+    paragraph, a blank line between poems.
+
+    >>> print(poems_as_text([{"title": "靜夜思", "paragraphs": ["床前明月光，疑是地上霜。"]},
+    ...                      {"title": "春曉", "paragraphs": ["春眠不覺曉，處處聞啼鳥。"]}]))
+    靜夜思
+    床前明月光，疑是地上霜。
+    <BLANKLINE>
+    春曉
+    春眠不覺曉，處處聞啼鳥。
+    """
+    return "\n\n".join("\n".join([poem["title"], *poem["paragraphs"]]) for poem in poems)
+
+
+def _load_tang_poetry(data_dir=None):
+    import json
+
+    files = tang_poetry_files(data_dir)
+    poems = [poem for path in files for poem in json.loads(path.read_text(encoding="utf-8"))]
+    return Corpus(name="tang_poetry", text=poems_as_text(poems) + "\n",
+                  split_fractions=DEFAULT_SPLIT, source=str(files[0].parent))
 
 
 def _load_python_docs(data_dir=None):
@@ -221,6 +221,11 @@ _REGISTRY = {
     "tiny_shakespeare": (
         _load_tiny_shakespeare,
         "Tiny Shakespeare, 1.1M characters; split 90/10 like nanoGPT (downloaded once, cached)",
+    ),
+    "tang_poetry": (
+        _load_tang_poetry,
+        "the Complete Tang Poems (全唐诗), 57,607 classical Chinese poems, ~4.5M characters "
+        "(downloaded once, cached)",
     ),
     "python_docs": (
         _load_python_docs,

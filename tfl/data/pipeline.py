@@ -14,12 +14,10 @@ Batches are built with the *global* batch size and `drop_remainder=True`, so eve
 same static shape and the same dataset distributes unchanged under a `tf.distribute` strategy
 (which splits each global batch across replicas).
 
-The pipeline runs with tf.data's autotuning switched off and fixed parallelism instead. With
-autotuning on, `model.fit` on a 2-core machine locked into slower steps in about half of the
-repetitions: exactly 128 ms for the char-cpu LSTM (75-95 ms otherwise) and 63.9 ms for the
-char-cpu Transformer (39-42 ms otherwise); with it off, none of twenty did (medians 79 against
-110 ms, and 40.5 against 53.3 ms). Cutting windows out of an array in memory needs no tuning:
-this pipeline alone delivers over a million tokens a second, far more than a model here uses.
+The pipeline runs with tf.data's autotuning switched off and fixed parallelism instead: with
+autotuning on, `model.fit` on a 2-core machine often locked into markedly slower steps (see
+`docs/performance.md`). Cutting windows out of an array in memory needs no tuning: the pipeline
+alone delivers far more tokens a second than a model here consumes.
 
 >>> import numpy as np
 >>> ds = make_dataset(np.arange(100), seq_len=8, global_batch_size=4)
