@@ -1,6 +1,6 @@
 """Compression targets on the char-cpu models trained on Tiny Shakespeare.
 
-    python bench/compression.py [--runs saved_models/bench] [--architectures lstm]
+    python bench/compression.py [--runs saved_models/bench] [--architectures lstm] [--out DIR]
 
 Trains the char-cpu Transformer (2,000 steps) and LSTM (300 steps, batch 32), or reuses them
 if the run directories exist, then runs `tfl optimize` on each (80% pruning + dynamic int8,
@@ -10,7 +10,8 @@ if the run directories exist, then runs `tfl optimize` on each (80% pruning + dy
 - 80% sparse + int8 at least 10x smaller than float32 after gzip, perplexity within 10%;
 - TFLite float32 logits within 1e-4 of the Keras model's.
 
-Writes bench/results/compression.json and the two reports' size-versus-perplexity plots.
+Writes `compression.json` and the two reports' size-versus-perplexity plots into the output
+folder (see `common.py`).
 """
 
 import argparse
@@ -20,14 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, machine_info, matmul_peak_gflops, print_table, results_dir, write_result
+from common import (REPO, add_out_argument, machine_info, matmul_peak_gflops, print_table,
+                    progress, write_result)
 
 TARGETS = {"int8_size_ratio": 3.5, "int8_perplexity": 0.02, "sparse_gzip_ratio": 10.0,
            "sparse_perplexity": 0.10, "float32_logits": 1e-4}
 RUNS = {
     "transformer": dict(steps=2000, batch_size=12, fine_tune_steps=1000),
-    # An LSTM fine-tune step under TF-MOT's wrappers costs about a second here (batch 32 x 100
-    # characters, no XLA): a shorter fine-tune.
+    # An LSTM fine-tune step under TF-MOT's wrappers (batch 32 x 100 characters, no XLA) is
+    # much slower than a Transformer's: a shorter fine-tune.
     "lstm": dict(steps=300, batch_size=32, fine_tune_steps=300),
 }
 
@@ -65,25 +67,28 @@ def main():
     parser.add_argument("--architectures", nargs="+", default=list(RUNS), choices=list(RUNS),
                         help="benchmark only these; results of the others already in "
                              "compression.json are kept")
+    add_out_argument(parser)
     args = parser.parse_args()
     from tfl.edge.report import optimize_run
 
     peak = matmul_peak_gflops()
-    previous = results_dir() / "compression.json"
+    previous = args.out / "compression.json"
     results = json.loads(previous.read_text())["results"] if previous.is_file() else {}
     for architecture in args.architectures:
         fine_tune_steps = args.fine_tune_steps or RUNS[architecture]["fine_tune_steps"]
         started = time.perf_counter()
+        progress(f"  {architecture}: training (or reusing) the char-cpu run")
         run_dir = trained_run(architecture, args.runs, args.corpus)
         trained = time.perf_counter()
+        progress(f"  {architecture}: trained in {trained - started:.0f} s; optimizing")
         out = Path(args.runs) / f"{architecture}-char-cpu-optimized"
         report = optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16,
                               fine_tune_steps=fine_tune_steps, log=print)
         rows = {row["variant"]: row for row in report["rows"]}
         difference = float32_logit_difference(run_dir, out / "dense-float32.tflite")
-        results_dir().mkdir(parents=True, exist_ok=True)
+        args.out.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "size_vs_perplexity.png",
-                    results_dir() / f"compression-{architecture}-size-vs-perplexity.png")
+                    args.out / f"compression-{architecture}-size-vs-perplexity.png")
         history = json.loads((run_dir / "history.json").read_text())
         int8, sparse = rows["dense-dynamic-int8"], rows["pruned-dynamic-int8"]
         results[architecture] = {
@@ -96,19 +101,21 @@ def main():
             "train_wall_seconds": sum(r["interval_seconds"] for r in history),
             "train_seconds": trained - started,
             "optimize_seconds": time.perf_counter() - trained,
-            "checks": {
-                "int8_size_ratio": [int8["size_ratio"], int8["size_ratio"] >= 3.5],
-                "int8_perplexity": [int8["perplexity_change"],
-                                    abs(int8["perplexity_change"]) <= 0.02],
-                "sparse_gzip_ratio": [sparse["gzip_ratio"], sparse["gzip_ratio"] >= 10],
-                "sparse_perplexity": [sparse["perplexity_change"],
-                                      sparse["perplexity_change"] <= 0.10],
-                "float32_logits": [difference, difference <= 1e-4],
+            "checks": {  # [measured, target met]
+                "int8_size_ratio": [int8["size_ratio"],
+                                    int8["size_ratio"] >= TARGETS["int8_size_ratio"]],
+                "int8_perplexity": [int8["perplexity_change"], abs(int8["perplexity_change"])
+                                    <= TARGETS["int8_perplexity"]],
+                "sparse_gzip_ratio": [sparse["gzip_ratio"],
+                                      sparse["gzip_ratio"] >= TARGETS["sparse_gzip_ratio"]],
+                "sparse_perplexity": [sparse["perplexity_change"], sparse["perplexity_change"]
+                                      <= TARGETS["sparse_perplexity"]],
+                "float32_logits": [difference, difference <= TARGETS["float32_logits"]],
             },
         }
-    path = write_result("compression", {"benchmark": "compression", "matmul_gflops": peak,
-                                        "targets": TARGETS, **machine_info(),
-                                        "results": results})
+    path = write_result(args.out, "compression", {
+        "benchmark": "compression", "matmul_gflops": peak, "targets": TARGETS, **machine_info(),
+        "results": results})
     print(f"\nfp32 matmul peak: {peak:.1f} GFLOP/s")
     for architecture, result in results.items():
         print(f"\n{architecture} char-cpu (Keras perplexity "

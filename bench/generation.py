@@ -1,19 +1,19 @@
 """Generation speed: key/value-cached and stateful decoding against full recomputation.
 
-    python bench/generation.py [--repeats 3]
+    python bench/generation.py [--repeats 3] [--out DIR]
 
 For the char-cpu Transformer (context 64, and the same model with a 256-token context) and the
 char-cpu LSTM, generates N new tokens greedily from a one-token prompt, with the fast decoder
 and with the recomputing reference, and reports tokens per second (median of the repeats after
 one warm-up run, with min and max) and the speed-up. Weights are untrained: speed does not depend
-on them. Writes bench/results/generation.json and generation.png.
+on them. Writes `generation.json` and `generation.png` into the output folder (see `common.py`).
 """
 
 import argparse
 import time
 
-from common import (machine_info, matmul_peak_gflops, print_table, results_dir, summarize,
-                    write_result)
+from common import (add_out_argument, machine_info, matmul_peak_gflops, print_table, progress,
+                    summarize, write_result)
 
 CASES = [
     # (name, architecture, overrides, new tokens)
@@ -42,6 +42,7 @@ def tokens_per_second(model, config, new_tokens, cached, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    add_out_argument(parser)
     args = parser.parse_args()
 
     from tfl.models import build_model, config_class
@@ -49,7 +50,8 @@ def main():
     peak = matmul_peak_gflops()
     models = {}
     results = []
-    for name, architecture, overrides, new_tokens in CASES:
+    for number, (name, architecture, overrides, new_tokens) in enumerate(CASES, 1):
+        progress(f"  {name}, {new_tokens} new tokens ({number}/{len(CASES)})")
         if name not in models:
             config = config_class(architecture).from_preset("char-cpu", vocab_size=VOCAB_SIZE,
                                                             **overrides)
@@ -62,36 +64,30 @@ def main():
                         "speedup": fast["median"] / slow["median"]})
     payload = {"benchmark": "generation", "matmul_gflops": peak, **machine_info(),
                "results": results}
-    path = write_result("generation", payload)
+    path = write_result(args.out, "generation", payload)
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
     print_table(
         ["case", "new", "fast tok/s", "recompute tok/s", "speed-up"],
         [[r["case"], r["new_tokens"], f"{r['fast_tokens_per_s']['median']:,.0f}",
           f"{r['recompute_tokens_per_s']['median']:,.0f}", f"{r['speedup']:.1f}x"]
          for r in results])
-    plot(results, results_dir() / "generation.png")
+    plot(results, args.out / "generation.png")
     print(f"wrote {path}")
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tfl.plotting import figure
 
     labels = [f"{r['case']}\n{r['new_tokens']} new" for r in results]
     fast = [r["fast_tokens_per_s"]["median"] for r in results]
     slow = [r["recompute_tokens_per_s"]["median"] for r in results]
     x = range(len(results))
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar([i - 0.2 for i in x], fast, width=0.4, label="cached / stateful")
-    ax.bar([i + 0.2 for i in x], slow, width=0.4, label="full recomputation")
-    ax.set_xticks(list(x), labels, fontsize=7)
-    ax.set_ylabel("generated tokens / s")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, size=(10, 4)) as ax:
+        ax.bar([i - 0.2 for i in x], fast, width=0.4, label="cached / stateful")
+        ax.bar([i + 0.2 for i in x], slow, width=0.4, label="full recomputation")
+        ax.set_xticks(list(x), labels, fontsize=7)
+        ax.set_ylabel("generated tokens / s")
+        ax.legend()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where a Transformer training step spends its time: a kernel-level profile of the XLA step.
 
-    python bench/step_profile.py [--steps 20] [--repeats 5]
+    python bench/step_profile.py [--steps 20] [--repeats 5] [--out DIR]
 
 With XLA on the CPU, one training step runs as a sequence of kernels: matrix products and
 fused element-wise loops. XLA's `--xla_cpu_enable_xprof_traceme` makes each kernel a named
@@ -9,7 +9,7 @@ each kernel computes: its `op_name` names the layer and operation, and for a mat
 operand shapes give its FLOPs. The script groups kernel time by what the kernels do and prints,
 per group, milliseconds per step, share of the step and, for matrix products, the GFLOP/s they
 reach beside the fp32 matmul peak measured in the same run. It writes `profile.json` and
-`profile.png` under `bench/results/`.
+`profile.png` into the output folder (see `common.py`).
 
 Tracing each kernel costs time itself, so the wall time per step is measured twice, without and
 with the profiler; shares are of the summed kernel time (kernels may overlap on the two cores).
@@ -27,36 +27,49 @@ import time
 from collections import Counter
 from pathlib import Path
 
-DUMP = Path(tempfile.mkdtemp(prefix="tfl-step-profile-"))
-# The flags must be set before TensorFlow is imported (XLA reads them once).
-os.environ["XLA_FLAGS"] = " ".join([
-    os.environ.get("XLA_FLAGS", ""), "--xla_cpu_enable_xprof_traceme=true",
-    f"--xla_dump_to={DUMP / 'hlo'}", "--xla_dump_hlo_as_text",
-    "--xla_dump_hlo_module_re=.*one_step_on_data.*"])
+from common import (add_corpus_arguments, add_out_argument, load_bench_corpus, machine_info,
+                    matmul_peak_gflops, print_table, progress, write_result)
 
-from common import (machine_info, matmul_peak_gflops, print_table,  # noqa: E402
-                    results_dir, write_result)
+def scope(names):
+    """A test of an HLO `op_name` path: does it pass through a layer named in `names`? (Tracing a
+    layer again adds `_1`, `_2`, ... to its name scope.)"""
+    pattern = re.compile(r"(^|/)(" + "|".join(map(re.escape, names)) + r")(_\d+)?/")
+    return lambda name: bool(pattern.search(name))
 
-# (group, test on the HLO instruction) in order; the first that matches names the kernel.
-MATMUL_GROUPS = [
-    ("matmul: attention q, k, v, out projections",
-     lambda name: re.search(r"/(query|key|value|attention_output)\w*/", name)),
-    ("matmul: attention scores and weighted values", lambda name: "self_attention" in name),
-    ("matmul: feed-forward", lambda name: "feedforward" in name),
-    ("matmul: output projection (tied embedding)", lambda name: "token_embedding" in name),
-    ("matmul: other", lambda name: True),
-]
-ELEMENTWISE_GROUPS = [
-    # Whatever is outside the model, its gradient and the loss is the optimizer's update step.
-    ("optimizer: AdamW, clipping, gradient sums",
-     lambda name: not name.startswith(("transformer_lm", "gradient_tape", "compile_loss"))),
-    ("element-wise: layer norms", lambda name: "layer_norm" in name or "final_norm" in name),
-    ("element-wise: GELU and feed-forward biases", lambda name: "feedforward" in name),
-    ("element-wise: attention softmax, mask, layout copies",
-     lambda name: "self_attention" in name),
-    ("element-wise: loss", lambda name: "loss" in name),
-    ("element-wise: embeddings, residual adds", lambda name: True),
-]
+
+def kernel_groups(model, config):
+    """(matmul groups, element-wise groups): lists of (group, test on an HLO `op_name`) in
+    order; the first test that passes names the kernel. The op paths name the model's layers,
+    which are found by role (`tfl.models.parts`)."""
+    from tfl.models.parts import model_parts
+
+    parts = model_parts(model, config)
+    block = parts.block(0)  # every block's sub-layers carry the same names
+    projections = scope([block.query.name, block.key.name, block.value.name,
+                         block.attention_output.name])
+    attention = scope([block.attention.name])
+    feed_forward = scope([block.mlp_in.name, block.mlp_out.name])
+    norms = scope([block.attention_norm.name, block.mlp_norm.name, parts.final_norm.name])
+    in_model = re.compile(re.escape(model.name) + r"(_\d+)?/")
+    matmul = [
+        ("matmul: attention q, k, v, out projections", projections),
+        ("matmul: attention scores and weighted values", attention),
+        ("matmul: feed-forward", feed_forward),
+        ("matmul: output projection (tied embedding)", scope([parts.token_embedding.name])),
+        ("matmul: other", lambda name: True),
+    ]
+    elementwise = [
+        # Whatever is outside the model, its gradient and the loss is the optimizer's update.
+        ("optimizer: AdamW, clipping, gradient sums",
+         lambda name: not (in_model.match(name) or name.startswith(("gradient_tape",
+                                                                     "compile_loss")))),
+        ("element-wise: layer norms", norms),
+        ("element-wise: GELU and feed-forward biases", feed_forward),
+        ("element-wise: attention softmax, mask, layout copies", attention),
+        ("element-wise: loss", lambda name: "loss" in name),
+        ("element-wise: embeddings, residual adds", lambda name: True),
+    ]
+    return matmul, elementwise
 
 
 def read_hlo(path):
@@ -92,17 +105,19 @@ def dot_flops(instruction, instructions):
     return 2 * out * contracted
 
 
-def group_of(instruction):
-    name = instruction["op_name"].replace("transformer_lm_1/", "transformer_lm/")
-    groups = MATMUL_GROUPS if instruction["opcode"] == "dot" else ELEMENTWISE_GROUPS
+def group_of(instruction, groups):
+    """The group of an HLO instruction, given `kernel_groups`; a matrix product in the
+    gradient computation is marked backward."""
+    name = instruction["op_name"]
+    matmul, elementwise = groups
     backward = " (backward)" if name.startswith("gradient_tape") else ""
-    for group, test in groups:
+    for group, test in matmul if instruction["opcode"] == "dot" else elementwise:
         if test(name):
             return group + (backward if instruction["opcode"] == "dot" else "")
     raise AssertionError("the last group matches everything")
 
 
-def kernel_times(trace_dir, instructions, steps):
+def kernel_times(trace_dir, instructions, groups, steps):
     """group -> [ms per step, kernels per step] summed over the traced steps."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -116,38 +131,46 @@ def kernel_times(trace_dir, instructions, steps):
                 instruction = instructions.get(names.get(event.metadata_id, ""))
                 if instruction is None:  # executor bookkeeping, Python, TensorFlow ops
                     continue
-                group = group_of(instruction)
+                group = group_of(instruction, groups)
                 totals[group] += event.duration_ps / 1e9 / steps
                 counts[group] += 1 / steps
     return totals, counts
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps traced and timed")
-    parser.add_argument("--repeats", type=int, default=5, help="untraced timings of --steps")
-    parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--corpus", default="tiny_shakespeare")
-    args = parser.parse_args()
+def configure_xla(dump):
+    """Ask XLA for a named profiler event per kernel and for the optimized HLO in `dump`. XLA
+    reads these flags once: this must run before TensorFlow is imported."""
+    if "tensorflow" in sys.modules:
+        raise RuntimeError("configure_xla must run before TensorFlow is imported")
+    os.environ["XLA_FLAGS"] = " ".join([
+        os.environ.get("XLA_FLAGS", ""), "--xla_cpu_enable_xprof_traceme=true",
+        f"--xla_dump_to={dump / 'hlo'}", "--xla_dump_hlo_as_text",
+        "--xla_dump_hlo_module_re=.*one_step_on_data.*"])
 
+
+def profile(args, dump):
+    """Time, trace and group the training step; write `profile.json` and `profile.png`."""
+    configure_xla(dump)
     import tensorflow as tf
 
-    from tfl.data import load_corpus, make_dataset
+    from tfl.data import make_dataset
     from tfl.models import TransformerConfig, build_model
     from tfl.tokenizers import build_tokenizer
     from tfl.training.config import TrainConfig, compile_model
     from training import flops_per_token
 
-    corpus = load_corpus(args.corpus)
+    corpus = load_bench_corpus(args)
     tokenizer = build_tokenizer("char", corpus.train)
     config = TransformerConfig.from_preset("char-cpu", vocab_size=tokenizer.vocab_size)
     dataset = make_dataset(tokenizer.encode(corpus.train), config.seq_len, args.batch,
                            shuffle=True, repeat=True, seed=0)
-    x, y = next(iter(dataset))
+    x, y = next(iter(dataset))  # (B, T) inputs and targets
     model = build_model(config)
     compile_model(model, TrainConfig(steps=10 ** 6, batch_size=args.batch))
+    started = time.perf_counter()
     for _ in range(10):  # trace and compile, warm up
         model.train_on_batch(x, y)
+    progress(f"  compiled and warmed up in {time.perf_counter() - started:.0f} s")
 
     def seconds_per_step():
         start = time.perf_counter()
@@ -156,21 +179,24 @@ def main():
         return (time.perf_counter() - start) / args.steps
 
     peaks, walls = [], []
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         peaks.append(matmul_peak_gflops(repeats=10))
         walls.append(seconds_per_step())
-    trace_dir = DUMP / "trace"
+        progress(f"  repetition {repeat + 1}/{args.repeats}: {walls[-1] * 1e3:.1f} ms per step")
+    trace_dir = dump / "trace"
     tf.profiler.experimental.start(str(trace_dir))
     traced = seconds_per_step()
     tf.profiler.experimental.stop()
+    progress(f"  traced {args.steps} steps")
 
-    hlo = next((DUMP / "hlo").glob("*one_step_on_data*cpu_after_optimizations.txt"))
+    hlo = next((dump / "hlo").glob("*one_step_on_data*cpu_after_optimizations.txt"))
     instructions = read_hlo(hlo)
-    totals, counts = kernel_times(trace_dir, instructions, args.steps)
+    groups = kernel_groups(model, config)
+    totals, counts = kernel_times(trace_dir, instructions, groups, args.steps)
     flops = Counter()
     for instruction in instructions.values():
         if instruction["opcode"] == "dot":
-            flops[group_of(instruction)] += dot_flops(instruction, instructions)
+            flops[group_of(instruction, groups)] += dot_flops(instruction, instructions)
 
     peak = statistics.median(peaks)
     kernel_ms = sum(totals.values())
@@ -182,7 +208,8 @@ def main():
             for group, ms in totals.most_common()]
     wall_ms = statistics.median(walls) * 1e3
     payload = {"benchmark": "profile", "matmul_gflops": peak, **machine_info(),
-               "batch": args.batch, "seq_len": config.seq_len, "steps": args.steps,
+               "corpus": corpus.name, "batch": args.batch, "seq_len": config.seq_len,
+               "steps": args.steps,
                "wall_ms_per_step": {"median": wall_ms, "min": min(walls) * 1e3,
                                     "max": max(walls) * 1e3, "repeats": len(walls)},
                "traced_ms_per_step": traced * 1e3, "kernel_ms_per_step": kernel_ms,
@@ -190,8 +217,8 @@ def main():
                "mfu": model_flops / (wall_ms / 1e3) / (peak * 1e9),
                "matmul_share": sum(r["share"] for r in rows if r["group"].startswith("matmul")),
                "groups": rows}
-    path = write_result("profile", payload)
-    plot(rows, results_dir() / "profile.png", peak)
+    path = write_result(args.out, "profile", payload)
+    plot(rows, args.out / "profile.png", peak)
 
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (median beside each timing)")
     print(f"step: {wall_ms:.1f} ms untraced (min {min(walls) * 1e3:.1f}), "
@@ -207,31 +234,38 @@ def main():
 
 
 def plot(rows, path, peak):
-    import matplotlib
+    from tfl.plotting import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with figure(path, size=(9, 0.35 * len(rows) + 1.2)) as ax:
+        labels = [r["group"] for r in rows][::-1]
+        values = [r["ms_per_step"] for r in rows][::-1]
+        colors = ["tab:blue" if label.startswith("matmul") else "tab:orange" for label in labels]
+        ax.barh(labels, values, color=colors)
+        for y, r in enumerate(rows[::-1]):
+            if r["gflops"]:
+                ax.text(r["ms_per_step"], y, f" {r['gflops']:.0f} GFLOP/s", va="center",
+                        fontsize=8)
+        ax.margins(x=0.15)  # room for the GFLOP/s labels
+        ax.set_xlabel("kernel time per training step (ms)")
+        ax.set_title(f"char-cpu Transformer training step by kernel group "
+                     f"(matmul peak {peak:.0f} GFLOP/s)", fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
 
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.2))
-    labels = [r["group"] for r in rows][::-1]
-    values = [r["ms_per_step"] for r in rows][::-1]
-    colors = ["tab:blue" if label.startswith("matmul") else "tab:orange" for label in labels]
-    ax.barh(labels, values, color=colors)
-    for y, r in enumerate(rows[::-1]):
-        if r["gflops"]:
-            ax.text(r["ms_per_step"], y, f" {r['gflops']:.0f} GFLOP/s", va="center", fontsize=8)
-    ax.margins(x=0.15)  # room for the GFLOP/s labels
-    ax.set_xlabel("kernel time per training step (ms)")
-    ax.set_title(f"char-cpu Transformer training step by kernel group "
-                 f"(matmul peak {peak:.0f} GFLOP/s)", fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="steps traced and timed")
+    parser.add_argument("--repeats", type=int, default=5, help="untraced timings of --steps")
+    parser.add_argument("--batch", type=int, default=12)
+    add_corpus_arguments(parser)
+    add_out_argument(parser)
+    args = parser.parse_args()
+    dump = Path(tempfile.mkdtemp(prefix="tfl-step-profile-"))
+    try:
+        profile(args, dump)
+    finally:  # the HLO dump and the trace are read by `profile`; nothing of them is kept
+        shutil.rmtree(dump, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    finally:  # the HLO dump and the trace are read by main; nothing of them is kept
-        shutil.rmtree(DUMP, ignore_errors=True)
+    main()

@@ -31,7 +31,8 @@ def add_commands(commands):
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS)
     parser.add_argument("--quick", action="store_true",
                         help="fewer steps and repeats: a smoke run that records no history")
-    parser.add_argument("--out", help="output folder (default saved_models/bench/)")
+    parser.add_argument("--out", help="output folder (default saved_models/bench/, or saved_models/bench/quick/ "
+                             "with --quick)")
     parser.add_argument("--update-reference", action="store_true",
                         help="also refresh the committed reference results in bench/results/")
     add_json_flag(parser)

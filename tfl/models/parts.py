@@ -53,6 +53,7 @@ class BlockParts:
     """
 
     attention_norm: object
+    attention: object  # the attention layer holding the four projections below
     query: object  # EinsumDense: (B, T, d) -> (B, T, heads, head_dim)
     key: object
     value: object
@@ -66,10 +67,10 @@ class BlockParts:
         from tfl.models.rotary_block import RotaryDecoderBlock
 
         if isinstance(block, RotaryDecoderBlock):
-            return cls(block.attention_norm, block.query, block.key, block.value,
+            return cls(block.attention_norm, block, block.query, block.key, block.value,
                        block.attention_output, block.mlp_norm, block.mlp_in, block.mlp_out)
         attention = block._self_attention_layer
-        return cls(block._self_attention_layer_norm, attention._query_dense,
+        return cls(block._self_attention_layer_norm, attention, attention._query_dense,
                    attention._key_dense, attention._value_dense, attention._output_dense,
                    block._feedforward_layer_norm, block._feedforward_intermediate_dense,
                    block._feedforward_output_dense)
