@@ -25,7 +25,8 @@ import numpy as np
 
 import tfl
 from tfl.inference.decoders import make_decoder
-from tfl.inference.generate import generate_ids, without_special_tokens
+from tfl.inference.generate import generate_ids
+from tfl.inference.sampling import without_special_tokens
 from tfl import TrainConfig
 
 TINY = os.environ.get("TFL_NOTEBOOK_SIZE") == "tiny"

@@ -1,12 +1,18 @@
+import gc
 import json
+import weakref
 
 import numpy as np
 import pytest
 
-from tfl.inference.decoders import CachedTransformerDecoder, RecomputeDecoder, StatefulLSTMDecoder
 from tfl.errors import TflError
-from tfl.inference.generate import decode_loop, generate, generate_ids, make_sampler
+from tfl.inference import decoders
+from tfl.inference.decoders import (CachedTransformerDecoder, RecomputeDecoder,
+                                    StatefulLSTMDecoder, make_decoder)
+from tfl.inference.generate import beam_search, decode_loop, generate, generate_ids
+from tfl.inference.sampling import make_sampler
 from tfl.models import LSTMConfig, TransformerConfig, build_model
+from tfl.models.parts import LSTMParts, TransformerParts
 from tfl.tokenizers.base import BOS_ID
 
 
@@ -38,6 +44,19 @@ def test_cached_logits_equal_full_recomputation_at_every_step(which, request):
     for token in tokens:  # a 20-token generation, one position per step
         np.testing.assert_allclose(cached.step([token]), reference.step([token]), atol=1e-5)
     assert cached.position == 24
+
+
+def test_a_decoder_decodes_with_the_weights_as_they_are_now():
+    # The Trainer builds one decoder per run and samples after every interval.
+    config = TransformerConfig.from_preset("nano", vocab_size=23, position="learned")
+    model = build_model(config)
+    decoder, prompt = make_decoder(model, config), np.array([[4, 9, 13, 5]])
+    decoder.start(prompt)
+    rng = np.random.default_rng(3)
+    for weight in model.weights:  # as training would
+        weight.assign(weight + rng.normal(0, 0.05, weight.shape).astype("float32"))
+    np.testing.assert_allclose(decoder.start(prompt), RecomputeDecoder(model, config).start(prompt),
+                               atol=1e-5)
 
 
 def test_stateful_lstm_equals_rerunning_the_full_sequence(lstm):
@@ -79,6 +98,43 @@ def test_same_seed_same_tokens_and_greedy_is_deterministic(lstm):
     assert generate_ids(model, config, [4], 15, sampler="top_k", seed=7) == \
         generate_ids(model, config, [4], 15, sampler="top_k", seed=7)
     assert generate_ids(model, config, [4], 15) == generate_ids(model, config, [4], 15)
+
+
+# --- what is kept between calls ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which, parts", [("transformer", TransformerParts),
+                                          ("lstm", LSTMParts)])
+def test_repeated_generation_reuses_the_compiled_decoder(which, parts, request, monkeypatch):
+    model, config = request.getfixturevalue(which)
+    generate_ids(model, config, [5, 6], 8, sampler="top_k", seed=1)
+    decoder = make_decoder(model, config)
+    # Tracing runs the Python step; running what was compiled does not.
+    traces = []
+    step = "call_with_cache" if parts is TransformerParts else "step"
+    original = getattr(parts, step)
+
+    def counted(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(parts, step, counted)
+    generate_ids(model, config, [5, 6], 8, sampler="top_k", seed=1)
+    assert make_decoder(model, config) is decoder and traces == []
+
+
+def test_a_model_no_longer_used_is_freed():
+    config = TransformerConfig.from_preset("nano", vocab_size=23)
+    first = build_model(config)
+    generate_ids(first, config, [5], 2)
+    freed = weakref.ref(first)
+    del first
+    for _ in range(decoders._DECODERS.max_size):  # newer models push the first one out
+        model = build_model(config)
+        generate_ids(model, config, [5], 2)
+    del model
+    gc.collect()
+    assert freed() is None
 
 
 # --- samplers on a fake next-token function over a tiny alphabet -----------------------------
@@ -126,8 +182,6 @@ def fake_text(sampler, prompt="a", n=6, seed=None, **options):
     ids = [3 + ALPHABET.index(c) for c in prompt]
     chosen = make_sampler(sampler, seed=seed, **options)
     if sampler == "beam":
-        from tfl.inference.generate import beam_search
-
         new = beam_search(FakeDecoder(), ids, n, chosen, seq_len=64)
     else:
         new = decode_loop(FakeDecoder(), ids, n, chosen, seq_len=64)

@@ -49,6 +49,7 @@ _PUBLIC = {
     "make_decoder": "tfl.inference.decoders",
     "generate": "tfl.inference.generate",
     "generate_ids": "tfl.inference.generate",
+    "generate_text": "tfl.inference.generate",
     "evaluate_run": "tfl.inference.evaluate",
     "evaluate_split": "tfl.inference.evaluate",
     # edge

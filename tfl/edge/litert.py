@@ -3,7 +3,7 @@
 `LiteRTModel` wraps one file from `tfl.edge.export` (signatures `serving_default` and `step`).
 It measures what matters on a device: validation perplexity, file size and gzip size, and the
 median latency of one generated token; and it generates text with the same samplers and context
-rules as the Keras model (`tfl.inference.generate.decode_loop`).
+rules as the Keras model (`tfl.inference.generate.generate_text`).
 
     tfl generate --tflite exports/model-int8.tflite --prompt "ROMEO:"
 """
@@ -147,7 +147,8 @@ def evaluate_tflite(model, token_ids):
 
 def token_latency(model, prompt_ids, new_tokens=32, repeats=3):
     """Median seconds per generated token (greedy, after one warm-up), with min and max."""
-    from tfl.inference.generate import decode_loop, make_sampler
+    from tfl.inference.generate import decode_loop
+    from tfl.inference.sampling import make_sampler
 
     sampler = make_sampler("greedy")
     times = []

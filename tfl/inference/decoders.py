@@ -7,9 +7,18 @@ more token per row. `max_context` is how many tokens the decoder can hold (None:
 - `CachedTransformerDecoder`: a key/value cache per block. `start` runs the prompt once (the
   prefill) and stores every position's keys and values; `step` computes keys and values for the
   new position only and attends over the cache, so a new token costs the same at position 5
-  or 500. Uses keras-hub's `TransformerDecoder` cache arguments.
+  or 500. The cached step is the model's own (`tfl.models.parts`); the decoder compiles it and
+  keeps track of the position.
 - `StatefulLSTMDecoder`: carries each LSTM layer's (h, c) state from step to step.
 - `RecomputeDecoder`: the reference. Re-runs the whole window for every token.
+
+The fast decoders sample many tokens per compiled call (`sample_segment`) in a loop of their own
+rather than keras-hub's `Sampler.__call__` loop: that loop returns only the token buffer and drops
+the cache, so a segment could hand its state to the next one only by copying the whole cache out
+at every step; measured, that was never clearly faster and grew slower with the context length.
+
+`make_decoder` keeps the last few decoders it made, so a loop of calls on one model compiles
+once, and a model that is no longer used is freed when it falls out.
 
 >>> from tfl.models import TransformerConfig, build_model
 >>> config = TransformerConfig.from_preset("nano", vocab_size=20)
@@ -19,13 +28,14 @@ more token per row. `max_context` is how many tokens the decoder can hold (None:
 ((1, 20), (1, 20))
 """
 
-import weakref
-
 import numpy as np
 import tensorflow as tf
 
 from tfl.errors import TflError
+from tfl.inference.caching import LRUCache
+from tfl.inference.sampling import sample_step
 from tfl.models import LSTMConfig, TransformerConfig
+from tfl.models.parts import model_parts
 from tfl.tokenizers.base import PAD_ID
 
 
@@ -78,91 +88,58 @@ class _CompiledSegments:
     """Many decoding steps in one XLA call: sample a token, feed it back, repeat.
 
     Launching a compiled step costs more than the step itself for small models, so the fast
-    decoders run the whole sample-and-feed loop inside a `tf.while_loop`. Sampling uses the
-    keras-hub sampler's own `compute_probabilities` and `get_next_token`, so a segment draws
-    exactly the tokens the step-by-step loop would. Subclasses define `_step_tensor`,
-    `_get_state` and `_advance`.
+    decoders run the whole sample-and-feed loop inside a `tf.while_loop`. Sampling is
+    `tfl.inference.sampling.sample_step`, so a segment draws exactly the tokens the step-by-step
+    loop would. Subclasses define `_step_tensor`, `_get_state`, `_index` and `_advance`.
     """
+
+    def __init__(self):
+        self._segments = LRUCache(4)  # sampler -> its compiled loop
 
     def sample_segment(self, sampler, logits, steps):
         """Sample `steps` tokens (at most SEGMENT_TOKENS) from `logits` onwards, feeding each
         back. Returns the tokens and the next-token logits after the last of them."""
-        from tfl.inference.generate import without_special_tokens
-
-        segments = self.__dict__.setdefault("_segments", {})
-        if id(sampler) not in segments:
-
-            @tf.function(jit_compile=True)
-            def segment(logits, state, index, steps):
-                def body(i, logits, state, tokens):
-                    probabilities = sampler.compute_probabilities(without_special_tokens(logits))
-                    token = tf.cast(sampler.get_next_token(probabilities), tf.int32)  # (1,)
-                    tokens = tf.tensor_scatter_nd_update(tokens, [[i]], token)
-                    logits, state = self._step_tensor(token, state, index + i)
-                    return i + 1, logits, state, tokens
-
-                tokens = tf.zeros((SEGMENT_TOKENS,), tf.int32)
-                _, logits, state, tokens = tf.while_loop(
-                    lambda i, *_: i < steps, body, (tf.constant(0), logits, state, tokens),
-                    maximum_iterations=SEGMENT_TOKENS)
-                return tokens, logits, state
-
-            segments[id(sampler)] = (sampler, segment)
-        segment = segments[id(sampler)][1]
+        segment = self._segments.get(sampler, lambda: self._compile_segment(sampler))
         tokens, logits, state = segment(tf.constant(logits), self._get_state(),
                                         tf.constant(self._index()), tf.constant(steps))
         self._advance(state, steps)
         return tokens.numpy()[:steps].tolist(), logits.numpy()
+
+    def _compile_segment(self, sampler):
+        @tf.function(jit_compile=True)
+        def segment(logits, state, index, steps):
+            def body(i, logits, state, tokens):
+                token = sample_step(sampler, logits)  # (1,)
+                tokens = tf.tensor_scatter_nd_update(tokens, [[i]], token)
+                logits, state = self._step_tensor(token, state, index + i)
+                return i + 1, logits, state, tokens
+
+            tokens = tf.zeros((SEGMENT_TOKENS,), tf.int32)
+            _, logits, state, tokens = tf.while_loop(
+                lambda i, *_: i < steps, body, (tf.constant(0), logits, state, tokens),
+                maximum_iterations=SEGMENT_TOKENS)
+            return tokens, logits, state
+
+        return segment
 
 
 class CachedTransformerDecoder(_CompiledSegments):
     """Key/value-cache decoding for a model built by `transformer_lm`."""
 
     def __init__(self, model, config: TransformerConfig):
+        super().__init__()
         self.config = config
         self.seq_len = self.max_context = config.seq_len
-        self.token_embedding = model.get_layer("token_embedding")
-        self.position_layer = {"learned": "position_embedding", "sinusoidal": "position_encoding",
-                               "rotary": None}[config.position]
-        if self.position_layer:
-            self.position_layer = model.get_layer(self.position_layer)
-        self.blocks = [model.get_layer(f"block_{i}") for i in range(config.num_layers)]
-        self.final_norm = model.get_layer("final_norm")
-        if config.position == "sinusoidal":
-            dummy = tf.zeros((1, config.seq_len, config.hidden_dim))
-            self._sine_table = self.position_layer(dummy)[0]  # (seq_len, d), fixed
-        self._prefill = tf.function(self.call_with_cache, jit_compile=True)
-        self._step = tf.function(self.call_with_cache, jit_compile=True)
+        self.parts = model_parts(model, config)
+        # Learned positions: the live weight variable, so a decoder built during training
+        # decodes with the weights as they are now. Sinusoidal: computed once. Rotary: None.
+        self._position_table = self.parts.position_table()
+        self._prefill = tf.function(self._call_with_cache, jit_compile=True)
+        self._step = tf.function(self._call_with_cache, jit_compile=True)
 
-    def _positions(self, index, n):
-        """Position vectors for positions index..index+n-1, shape (1, n, d).
-
-        Gathered from the table rather than sliced by the layer: XLA treats a slice start as a
-        compile-time constant and would recompile the step for every position."""
-        if self.config.position == "learned":
-            table = self.position_layer.position_embeddings  # the live (seq_len, d) weights
-        else:
-            table = self._sine_table
-        return tf.gather(table, index + tf.range(n))[None]
-
-    def empty_cache(self, batch_size):
-        c = self.config
-        # (B, layers, keys/values, positions, heads, head_dim)
-        return tf.zeros((batch_size, c.num_layers, 2, c.seq_len, c.num_heads, c.head_dim))
-
-    def call_with_cache(self, token_ids, cache, index):
-        """Logits for `token_ids` (B, n) placed at positions index..index+n-1, and the new cache."""
-        x = self.token_embedding(token_ids)  # (B, n, d)
-        if self.position_layer is not None:  # rotary positions are applied inside the blocks
-            x = x + self._positions(index, tf.shape(token_ids)[1])
-        new_caches = []
-        for i, block in enumerate(self.blocks):
-            x, layer_cache = block(
-                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index)
-            new_caches.append(layer_cache)
-        x = self.final_norm(x)
-        logits = self.token_embedding(x, reverse=True)  # (B, n, vocab)
-        return tf.cast(logits, tf.float32), tf.stack(new_caches, axis=1)
+    def _call_with_cache(self, token_ids, cache, index):
+        """Logits (B, n, vocab) for `token_ids` (B, n) at positions index..index+n-1, new cache."""
+        return self.parts.call_with_cache(token_ids, cache, index, self._position_table)
 
     def start(self, context):
         context = np.asarray(context, dtype=np.int32)
@@ -172,7 +149,7 @@ class CachedTransformerDecoder(_CompiledSegments):
         # Prefill a full-length window (one compiled shape); positions after the prompt hold
         # padding, which later steps overwrite before any query can attend to them.
         logits, self.cache = self._prefill(
-            _pad_right(context, self.seq_len), self.empty_cache(batch), tf.constant(0))
+            _pad_right(context, self.seq_len), self.parts.empty_cache(batch), tf.constant(0))
         self.position = n
         return logits[:, n - 1].numpy()
 
@@ -185,7 +162,7 @@ class CachedTransformerDecoder(_CompiledSegments):
         return logits[:, 0].numpy()
 
     def _step_tensor(self, token, cache, index):
-        logits, cache = self.call_with_cache(token[:, None], cache, index)
+        logits, cache = self._call_with_cache(token[:, None], cache, index)  # (1, 1, vocab)
         return logits[:, 0], cache
 
     def _get_state(self):
@@ -214,32 +191,15 @@ class StatefulLSTMDecoder(_CompiledSegments):
     max_context = None  # an LSTM has no window: its state summarises everything read so far
 
     def __init__(self, model, config: LSTMConfig):
+        super().__init__()
         self.config = config
         self.seq_len = config.seq_len
-        self.embedding = model.get_layer("token_embedding")
-        self.cells = [model.get_layer(f"lstm_{i}").cell for i in range(config.num_layers)]
-        self.output_layer = None if config.tie_weights else model.get_layer("logits")
-        self._step = tf.function(self._step_fn, jit_compile=True)
-
-    def _step_fn(self, tokens, states):
-        """tokens (B,), states (B, layers, 2, h) -> logits (B, vocab), new states."""
-        x = self.embedding(tokens)  # (B, e)
-        new_states = []
-        for i, cell in enumerate(self.cells):
-            x, (h, c) = cell(x, [states[:, i, 0], states[:, i, 1]], training=False)  # (B, h)
-            new_states.append(tf.stack([h, c], axis=1))  # (B, 2, h)
-        if self.output_layer is None:
-            logits = self.embedding(x, reverse=True)
-        else:
-            logits = self.output_layer(x)
-        return tf.cast(logits, tf.float32), tf.stack(new_states, axis=1)
-
-    def empty_state(self, batch_size):
-        return tf.zeros((batch_size, self.config.num_layers, 2, self.config.hidden_dim))
+        self.parts = model_parts(model, config)
+        self._step = tf.function(self._step_tensor, jit_compile=True)
 
     def start(self, context):
         context = np.asarray(context, dtype=np.int32)
-        self.states = self.empty_state(context.shape[0])
+        self.states = self.parts.empty_state(context.shape[0])
         for t in range(context.shape[1]):
             logits = self.step(context[:, t])
         return logits
@@ -248,8 +208,8 @@ class StatefulLSTMDecoder(_CompiledSegments):
         logits, self.states = self._step(tf.constant(np.asarray(tokens, np.int32)), self.states)
         return logits.numpy()
 
-    def _step_tensor(self, token, states, index):
-        return self._step_fn(token, states)
+    def _step_tensor(self, token, states, index=None):
+        return self.parts.step(token, states)  # (the position does not matter to an LSTM)
 
     def _get_state(self):
         return self.states
@@ -262,7 +222,7 @@ class StatefulLSTMDecoder(_CompiledSegments):
 
     def beam_start(self, context):
         context = np.asarray(context, dtype=np.int32)
-        self.states = self.empty_state(context.shape[0])
+        self.states = self.parts.empty_state(context.shape[0])
         for t in range(context.shape[1] - 1):  # beam_next reads the last prompt token itself
             self.step(context[:, t])
         return self.states
@@ -272,21 +232,28 @@ class StatefulLSTMDecoder(_CompiledSegments):
         return logits, None, states
 
 
-_DECODERS = weakref.WeakKeyDictionary()  # model -> {(config, cached): decoder}
+_DECODERS = LRUCache(4)  # (model, config, cached) -> decoder; holds the model until evicted
 
 
 def make_decoder(model, config, cached=True):
     """The fast decoder for `config`'s architecture, or the recomputing reference.
 
-    Decoders are kept per model, so their compiled functions are traced once, not per call.
+    The last few decoders made are kept, so a loop of calls on one model traces the compiled
+    functions once, not per call.
+
+    >>> from tfl.models import LSTMConfig, build_model
+    >>> config = LSTMConfig.from_preset("nano", vocab_size=20)
+    >>> model = build_model(config)
+    >>> decoder = make_decoder(model, config)
+    >>> type(decoder).__name__, make_decoder(model, config) is decoder
+    ('StatefulLSTMDecoder', True)
     """
-    per_model = _DECODERS.setdefault(model, {})
-    key = (config, cached)
-    if key not in per_model:
-        if not cached:
-            per_model[key] = RecomputeDecoder(model, config)
-        elif isinstance(config, TransformerConfig):
-            per_model[key] = CachedTransformerDecoder(model, config)
-        else:
-            per_model[key] = StatefulLSTMDecoder(model, config)
-    return per_model[key]
+    return _DECODERS.get((model, config, cached), lambda: _new_decoder(model, config, cached))
+
+
+def _new_decoder(model, config, cached):
+    if not cached:
+        return RecomputeDecoder(model, config)
+    if isinstance(config, TransformerConfig):
+        return CachedTransformerDecoder(model, config)
+    return StatefulLSTMDecoder(model, config)

@@ -1,7 +1,9 @@
-"""Text generation: samplers over a decoder, with a sliding context window.
+"""Text generation: any decoder, a sampler, and a sliding context window.
 
 The loop: read the prompt once (`decoder.start`), then repeatedly turn the next-token logits into
-a token with a keras-hub sampler and feed that token back (`decoder.step`).
+a token (`tfl.inference.sampling`) and feed that token back (`decoder.step`). A decoder is
+anything with `start`, `step` and `max_context` (`tfl.inference.decoders`, or the LiteRT
+decoders of `tfl.edge.litert`); `generate_text` is the one text-in, text-out loop for all of them.
 
 Context rules (the same for the cached and the recomputing decoders, so they agree exactly):
 - An empty prompt starts from the beginning-of-sequence token.
@@ -10,8 +12,7 @@ Context rules (the same for the cached and the recomputing decoders, so they agr
   `seq_len // 2` tokens (one new prefill), so every token sees at least half a context and the
   prefill cost is paid once per `seq_len // 2` tokens. An LSTM has no window: its state carries.
 
-Padding, unknown and start-of-text tokens are never generated. Samplers (keras-hub's): greedy, temperature (random sampling from softmax(logits / T)), top_k,
-top_p (nucleus) and beam search. Same seed, same prompt and settings: same text.
+Same seed, same prompt and settings: same text.
 
 >>> from tfl.models import TransformerConfig, build_model
 >>> config = TransformerConfig.from_preset("nano", vocab_size=20)
@@ -24,98 +25,20 @@ from pathlib import Path
 
 import keras_hub
 import numpy as np
+import tensorflow as tf
 
-from tfl.errors import TflError, did_you_mean
-from tfl.tokenizers.base import BOS_ID, NUM_SPECIAL, PAD_ID
-
-SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
-
-
-_SAMPLER_CACHE = {}  # settings -> (sampler, its initial RNG state)
-
-
-def make_sampler(name="greedy", temperature=1.0, top_k=10, top_p=0.9, num_beams=4, seed=None):
-    """The keras-hub sampler called `name`, e.g. `make_sampler("top_k", top_k=5, seed=1)`.
-
-    Samplers are kept per setting, so the decoders' compiled loops that use them are traced once;
-    a seeded sampler's random state is reset on every call, so the same seed gives the same text.
-    """
-    key = (name, temperature, top_k, top_p, num_beams, seed)
-    if key not in _SAMPLER_CACHE:
-        sampler = _new_sampler(name, temperature, top_k, top_p, num_beams, seed)
-        generator = getattr(sampler, "seed_generator", None)
-        _SAMPLER_CACHE[key] = (sampler, None if generator is None else generator.state.numpy())
-    sampler, initial_state = _SAMPLER_CACHE[key]
-    if seed is not None and initial_state is not None:
-        sampler.seed_generator.state.assign(initial_state)
-    return sampler
-
-
-def _new_sampler(name, temperature, top_k, top_p, num_beams, seed):
-    if name not in SAMPLERS:
-        raise TflError(f"unknown sampler {name!r}; {did_you_mean(name, SAMPLERS)}")
-    if temperature <= 0:
-        raise TflError(f"temperature must be positive, got {temperature}; use --sampler greedy "
-                       "for the most likely token")
-    samplers = keras_hub.samplers
-    if name == "greedy":
-        return samplers.GreedySampler()
-    if name == "temperature":
-        return samplers.RandomSampler(temperature=temperature, seed=seed)
-    if name == "top_k":
-        if top_k < 1:
-            raise TflError(f"top_k must be at least 1, got {top_k}")
-        return samplers.TopKSampler(k=top_k, temperature=temperature, seed=seed)
-    if name == "top_p":
-        if not 0 < top_p <= 1:
-            raise TflError(f"top_p must be in (0, 1], got {top_p}")
-        return samplers.TopPSampler(p=top_p, temperature=temperature, seed=seed)
-    return samplers.BeamSampler(num_beams=num_beams, temperature=temperature)
-
-
-def without_special_tokens(logits):
-    """`logits` with padding, unknown and start-of-text made impossible: generated text never
-    contains them. Accepts numpy arrays (the decode loop) and tensors (beam search)."""
-    if isinstance(logits, np.ndarray):
-        logits = logits.copy()
-        logits[:, :NUM_SPECIAL] = -1e9
-        return logits
-    import tensorflow as tf
-
-    allowed = tf.range(tf.shape(logits)[-1]) >= NUM_SPECIAL
-    return tf.where(allowed, logits, tf.constant(-1e9, logits.dtype))
-
-
-_NEXT_TOKEN_FNS = {}  # id(sampler) -> (sampler, compiled next-token function)
-
-
-def next_token(sampler, logits):
-    """One token id per row of `logits` (batch, vocab), chosen by a keras-hub `sampler`.
-
-    Compiled with XLA like the decoders' segment loops: TensorFlow's random ops draw different
-    numbers with and without XLA, and both paths must draw the same tokens.
-    """
-    import tensorflow as tf
-
-    if id(sampler) not in _NEXT_TOKEN_FNS:
-
-        @tf.function(jit_compile=True)
-        def choose(logits):
-            probabilities = sampler.compute_probabilities(without_special_tokens(logits))
-            return tf.cast(sampler.get_next_token(probabilities), tf.int32)
-
-        _NEXT_TOKEN_FNS[id(sampler)] = (sampler, choose)
-    return _NEXT_TOKEN_FNS[id(sampler)][1](tf.constant(logits)).numpy()
+from tfl.errors import TflError
+from tfl.inference.decoders import SEGMENT_TOKENS, make_decoder
+from tfl.inference.sampling import make_sampler, next_token, without_special_tokens
+from tfl.tokenizers.base import BOS_ID, PAD_ID
 
 
 def decode_loop(decoder, prompt_ids, max_new_tokens, sampler, seq_len, on_token=None):
-    """New token ids from `decoder` (see `tfl.inference.decoders`), following the context rules above.
+    """New token ids from `decoder`, sampled by `sampler`, following the context rules above.
 
     Decoders that can (the cached Transformer, the stateful LSTM) sample whole segments of
     tokens in one compiled call; the others go one token at a time. Both draw the same tokens.
     """
-    from tfl.inference.decoders import SEGMENT_TOKENS
-
     context = (list(prompt_ids) or [BOS_ID])[-seq_len:]
     window = decoder.max_context
     logits = decoder.start(np.array([context]))
@@ -148,8 +71,6 @@ def decode_loop(decoder, prompt_ids, max_new_tokens, sampler, seq_len, on_token=
 
 def beam_search(decoder, prompt_ids, max_new_tokens, sampler, seq_len):
     """Beam search with keras-hub's `BeamSampler`, within one context window."""
-    import tensorflow as tf
-
     context = (list(prompt_ids) or [BOS_ID])[-seq_len:]
     total = len(context) + max_new_tokens
     if decoder.max_context and total > decoder.max_context:
@@ -173,20 +94,31 @@ def beam_search(decoder, prompt_ids, max_new_tokens, sampler, seq_len):
     return [int(i) for i in np.asarray(out)[0, len(context):]]
 
 
-def generate_ids(model, config, prompt_ids, max_new_tokens, sampler="greedy", cached=True,
-                 on_token=None, **sampler_options):
-    """New token ids continuing `prompt_ids`, from a Keras model and its config."""
-    from tfl.inference.decoders import make_decoder
+def decode_ids(decoder, prompt_ids, max_new_tokens, seq_len, sampler="greedy", on_token=None,
+               **sampler_options):
+    """New token ids continuing `prompt_ids`, from any decoder: beam search or the decode loop.
 
+    `sampler` is a name (with `sampler_options` for `make_sampler`) or a keras-hub sampler.
+    """
     if max_new_tokens < 0:
         raise TflError("--max-new-tokens must be zero or more")
-    decoder = make_decoder(model, config, cached=cached or sampler == "beam")
     chosen = make_sampler(sampler, **sampler_options) if isinstance(sampler, str) else sampler
     if max_new_tokens == 0:
         return []
-    if sampler == "beam":
-        return beam_search(decoder, prompt_ids, max_new_tokens, chosen, config.seq_len)
-    return decode_loop(decoder, prompt_ids, max_new_tokens, chosen, config.seq_len, on_token)
+    if isinstance(chosen, keras_hub.samplers.BeamSampler):
+        if not hasattr(decoder, "beam_next"):
+            raise TflError("beam search is not available for this model; use greedy, "
+                           "temperature, top_k or top_p")
+        return beam_search(decoder, prompt_ids, max_new_tokens, chosen, seq_len)
+    return decode_loop(decoder, prompt_ids, max_new_tokens, chosen, seq_len, on_token)
+
+
+def generate_ids(model, config, prompt_ids, max_new_tokens, sampler="greedy", cached=True,
+                 on_token=None, **sampler_options):
+    """New token ids continuing `prompt_ids`, from a Keras model and its config."""
+    decoder = make_decoder(model, config, cached=cached or sampler == "beam")
+    return decode_ids(decoder, prompt_ids, max_new_tokens, config.seq_len, sampler, on_token,
+                      **sampler_options)
 
 
 class TextStream:
@@ -207,6 +139,32 @@ class TextStream:
     def finish(self, text):
         if len(text) > self.sent:
             self.on_text(text[self.sent :])
+
+
+def generate_text(decoder, tokenizer, seq_len, prompt="", max_new_tokens=200, sampler="top_k",
+                  temperature=1.0, top_k=10, top_p=0.9, num_beams=4, seed=None, on_text=None):
+    """Text continuing `prompt`, from any decoder and the tokenizer of its model.
+
+    `generate` (a run's Keras model) and `tfl.edge.litert.generate_tflite` (a `.tflite` file)
+    both come here; the arguments are `generate`'s.
+
+    >>> from tfl.models import TransformerConfig, build_model
+    >>> from tfl.tokenizers import CharTokenizer
+    >>> tokenizer = CharTokenizer.train("abc")
+    >>> config = TransformerConfig.from_preset("nano", vocab_size=tokenizer.vocab_size)
+    >>> decoder = make_decoder(build_model(config), config)
+    >>> len(generate_text(decoder, tokenizer, config.seq_len, "ab", 5, sampler="greedy"))
+    5
+    """
+    prompt_ids = tokenizer.encode(prompt, errors="strict")
+    stream = TextStream(tokenizer, on_text) if on_text else None
+    ids = decode_ids(decoder, prompt_ids, max_new_tokens, seq_len, sampler, on_token=stream,
+                     temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
+                     seed=seed)
+    text = tokenizer.decode(ids)
+    if stream:
+        stream.finish(text)
+    return text
 
 
 def generate(run, prompt="", max_new_tokens=200, sampler="top_k", temperature=1.0, top_k=10,
@@ -231,12 +189,7 @@ def generate(run, prompt="", max_new_tokens=200, sampler="top_k", temperature=1.
 
     if isinstance(run, (str, Path)):
         run = load_run(run)
-    prompt_ids = run.tokenizer.encode(prompt, errors="strict")
-    stream = TextStream(run.tokenizer, on_text) if on_text else None
-    ids = generate_ids(run.model, run.model_config, prompt_ids, max_new_tokens, sampler=sampler,
-                       cached=cached, on_token=stream, temperature=temperature, top_k=top_k,
-                       top_p=top_p, num_beams=num_beams, seed=seed)
-    text = run.tokenizer.decode(ids)
-    if stream:
-        stream.finish(text)
-    return text
+    decoder = make_decoder(run.model, run.model_config, cached=cached or sampler == "beam")
+    return generate_text(decoder, run.tokenizer, run.model_config.seq_len, prompt, max_new_tokens,
+                         sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p,
+                         num_beams=num_beams, seed=seed, on_text=on_text)
