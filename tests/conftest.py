@@ -42,3 +42,43 @@ def text_file(tmp_path):
         return path
 
     return write
+
+
+def toy_grammar_text(sentences=4000, seed=0):
+    """A learnable corpus: short sentences from a tiny grammar (about 25 distinct characters).
+    A model that has learned it scores far better than uniform, so comparisons between a
+    model and its exports or decoders are comparisons of something learned."""
+    import random
+
+    rng = random.Random(seed)
+    subjects = ["the cat", "a dog", "my bird", "the old fox"]
+    verbs = ["sees", "likes", "eats", "hides from"]
+    objects = ["the fish.", "a red bone.", "some seeds.", "the moon."]
+    return "".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}\n"
+                   for _ in range(sentences))
+
+
+TRAINED_RUN_KINDS = {"transformer": ("transformer", None), "lstm": ("lstm", None),
+                     "rotary": ("transformer", {"position": "rotary"})}
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """Nano Transformer, LSTM and rotary-Transformer run directories, trained once per test
+    session on `toy_grammar_text` until clearly better than uniform. Read-only: a test that
+    changes a run copies it first (`shutil.copytree`)."""
+    from tfl.training.config import TrainConfig
+    from tfl.training.workflow import train
+
+    root = tmp_path_factory.mktemp("trained-runs")
+    corpus = root / "toy_grammar.txt"
+    corpus.write_text(toy_grammar_text(), encoding="utf-8")
+    config = TrainConfig(steps=300, eval_interval=150, batch_size=16, eval_batches=4,
+                         learning_rate=3e-3, warmup_steps=20, sample_tokens=0, seed=3,
+                         jit_compile=False)
+    runs = {}
+    for name, (architecture, overrides) in TRAINED_RUN_KINDS.items():
+        runs[name] = root / name
+        train(architecture, "nano", str(corpus), runs[name], train_config=config,
+              model_overrides=overrides, log=None)
+    return runs

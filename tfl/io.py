@@ -87,3 +87,58 @@ def atomic_directory(path):
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
+
+
+OUTPUT_MARKER = ".tfl-output.json"  # names the command that wrote a replaceable output folder
+
+
+def check_replaceable_output(out, command, inputs=()):
+    """Refuse, with a one-line `TflError`, an `--out` folder that `command` must not replace.
+
+    A command that writes a whole folder (`tfl export`, `tfl optimize`) replaces it when it
+    already exists. That is safe only for a previous output of the same command, so `out` is
+    refused when it is a file, a run directory (it holds config.json and weights), one of the
+    `inputs` or a folder that contains one, the current directory, the home directory or `/`,
+    or a non-empty folder without this command's marker file. `mark_output` writes the marker.
+
+    >>> import tempfile
+    >>> check_replaceable_output(tempfile.mkdtemp() + "/new", "export")  # a new folder: fine
+    >>> check_replaceable_output(Path.home(), "export")
+    Traceback (most recent call last):
+    ...
+    tfl.errors.TflError: --out ... is your home directory; export writes a whole folder ...
+    """
+    from tfl.errors import TflError
+
+    out = Path(out).expanduser()
+    resolved = out.resolve()
+    hint = f"{command} writes a whole folder and replaces it; choose a new or empty --out"
+    if out.exists() and not out.is_dir():
+        raise TflError(f"--out {out} is a file; {hint}")
+    for name, place in (("the current directory", Path.cwd()), ("your home directory",
+                                                                 Path.home())):
+        if resolved == place.resolve():
+            raise TflError(f"--out {out} is {name}; {hint}")
+    if resolved == Path(resolved.anchor):
+        raise TflError(f"--out {out} is the root of the filesystem; {hint}")
+    for source in inputs:
+        source = Path(source).resolve()
+        if resolved == source or resolved in source.parents:
+            raise TflError(f"--out {out} holds the run it reads ({source}); {hint}")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if (out / "config.json").is_file() and not (out / OUTPUT_MARKER).is_file():
+        raise TflError(f"--out {out} holds a training run; {hint}")
+    marker = out / OUTPUT_MARKER
+    try:
+        written_by = json.loads(marker.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError):
+        written_by = None
+    if written_by != command:
+        what = f"the output of `tfl {written_by}`" if written_by else "files tfl did not write"
+        raise TflError(f"--out {out} holds {what}; {hint}")
+
+
+def mark_output(directory, command):
+    """Mark `directory` (about to replace an `--out` folder) as the output of `command`."""
+    write_json_atomic(Path(directory) / OUTPUT_MARKER, {"command": command})
