@@ -1,6 +1,6 @@
 """How to train: the `TrainConfig` dataclass and the optimizer and compile step it implies.
 
->>> TrainConfig(steps=2000, batch_size=12).warmup_steps
+>>> TrainConfig(steps=2000).warmup_steps
 100
 >>> TrainConfig.from_dict({"step": 10})
 Traceback (most recent call last):
@@ -33,7 +33,7 @@ class TrainConfig:
         eval_batches: validation batches per evaluation (0: the whole validation split).
         stride: tokens between training windows (0: seq_len, windows do not overlap).
         seed: seeds weights, dropout and the data order.
-        jit_compile: compile the train step with XLA (about 2x faster on CPU here).
+        jit_compile: compile the train step with XLA (a mirrored run trains without it).
         mixed_precision: compute in bfloat16 (float16 on GPU), keep weights in float32.
         sample_prompt: prompt for the greedy sample after each interval.
         sample_tokens: tokens in that sample (0: no sample).

@@ -3,7 +3,8 @@
 tfl uses TensorFlow's own engine and adds no distribution code of its own: with
 `MirroredStrategy` one process holds a model replica per device, each global batch is split
 across the replicas, and gradients are all-reduced every step, so the replicas stay identical.
-Several processes or hosts (`MultiWorkerMirroredStrategy`) are in `tfl.training.multi_worker`.
+Several processes or hosts (`MultiWorkerMirroredStrategy`) are in `tfl.training.multi_worker`;
+`choose_strategy` picks one of the three for a run, once, before anything else runs.
 
 With no GPU, one CPU can be split into N *logical* devices (before TensorFlow starts), which
 is how tfl's multi-device code is taught and tested on a laptop. It shows the mechanics and the
@@ -15,6 +16,8 @@ use more devices for throughput, grow the global batch with the number of replic
 the learning rate with it (linearly, with warm-up, is the usual starting point).
 
 >>> get_strategy(1).num_replicas_in_sync
+1
+>>> choose_strategy(devices=None).num_replicas_in_sync
 1
 """
 
@@ -65,3 +68,24 @@ def get_strategy(devices="auto"):
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(devices)])
     names = split_cpu(devices)
     return tf.distribute.MirroredStrategy(names[:devices])
+
+
+def choose_strategy(devices=None, multi_worker=False):
+    """The strategy a run trains under: one worker of the `TF_CONFIG` cluster (`multi_worker`),
+    mirrored over `devices` (see `get_strategy`), or TensorFlow's default one-device strategy.
+
+    Call it before TensorFlow runs any other op: the cluster and the logical CPU devices can
+    only be set up in a fresh TensorFlow.
+    """
+    if multi_worker:
+        if devices:
+            raise TflError("--multi-worker and --devices do not combine; each worker uses "
+                           "its default device")
+        from tfl.training.multi_worker import make_strategy
+
+        return make_strategy()
+    if devices:
+        return get_strategy(devices)
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()

@@ -21,10 +21,8 @@ To try it on one machine, open one terminal per worker:
 """
 
 import json
-import math
 import os
 import socket
-import time
 
 from tfl.errors import TflError
 
@@ -91,24 +89,19 @@ def is_chief(strategy):
         and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def fit_multi_worker(trainer, strategy):
-    """Run `trainer` (a `tfl.training.trainer.Trainer`) with a custom loop under `strategy`.
+def run_custom_loop(trainer, strategy):
+    """Train `trainer` (a `tfl.training.trainer.Trainer` whose model was built under
+    `strategy`) with a custom loop over `strategy.run`; returns its History.
 
-    Same steps as `Trainer.fit`: checkpoints and history after every interval (chief only),
-    validation loss on the same batches, `model.keras` at the end.
+    The same steps, batches and run directory as the `model.fit` runner: the Trainer restores,
+    checkpoints, records and finishes; this loop only runs the steps and the evaluation.
     """
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from tfl.data.pipeline import make_dataset
-    from tfl.training.trainer import History, plot_history, weights_digest
-
-    cfg, model, seq_len = trainer.config, trainer.model, trainer.model_config.seq_len
-    chief = is_chief(strategy)
-    optimizer = model.optimizer
-    with strategy.scope():
-        start_interval = trainer.restore_checkpoint()
+    model, optimizer = trainer.model, trainer.model.optimizer
+    start_interval = trainer.begin()
     # Every worker must resume from the same point, or the replicas would differ. The
     # variance of the workers' start points is zero exactly when they agree; every worker
     # computes the same verdict, so they stop together.
@@ -125,23 +118,12 @@ def fit_multi_worker(trainer, strategy):
     if mean_square != mean ** 2:
         raise TflError("the workers see different checkpoints in --out; put the run directory "
                        "on a filesystem every worker shares")
-    if start_interval >= cfg.num_intervals:
-        trainer.log(f"{trainer.run_dir} is already trained ({trainer.total_steps} steps)")
-        return History(trainer.history, weights_sha256=weights_digest(model))
+    if start_interval >= trainer.num_intervals:
+        return trainer.finish()
 
-    options = tf.data.Options()
-    # Every worker reads the same stream and keeps its replicas' slices of each global batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = make_dataset(trainer.data_ids["train"], seq_len, cfg.batch_size,
-                            stride=cfg.stride or None, shuffle=True, seed=cfg.seed, repeat=True,
-                            split_name="train").skip(start_interval * cfg.steps_per_interval)
-    val_ds = make_dataset(trainer.data_ids["validation"], seq_len, cfg.batch_size,
-                          split_name="validation", cache=False)
-    if cfg.eval_batches:
-        val_ds = val_ds.take(cfg.eval_batches)
-    train_iter = iter(strategy.experimental_distribute_dataset(train_ds.with_options(options)))
-    val_ds = strategy.experimental_distribute_dataset(val_ds.with_options(options))
-
+    train_ds, val_ds = trainer.datasets(start_interval)
+    train_iter = iter(strategy.experimental_distribute_dataset(train_ds))
+    val_ds = strategy.experimental_distribute_dataset(val_ds)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
     replicas = strategy.num_replicas_in_sync
 
@@ -167,25 +149,12 @@ def fit_multi_worker(trainer, strategy):
     def eval_step(x, y):
         return strategy.reduce("MEAN", strategy.run(replica_eval_step, args=(x, y)), axis=None)
 
-    if not chief:
-        # Only the chief writes the run directory.
-        trainer._save_checkpoint = lambda completed: None
-        trainer._write_history = lambda: None
-        trainer.save_best = lambda: None
-    for interval in range(start_interval, cfg.num_intervals):
-        trainer._interval_index, trainer._interval_started = interval, time.perf_counter()
+    for interval in range(start_interval, trainer.num_intervals):
+        trainer.interval_begins(interval)
         losses = []
-        for batch in range(cfg.steps_per_interval):
+        for step in range(trainer.config.steps_per_interval):
             losses.append(float(train_step(train_iter)))
-            trainer._on_batch_end(batch, {"loss": float(np.mean(losses))})
+            trainer.step_done(step, float(np.mean(losses)))
         val_loss = float(np.mean([float(eval_step(x, y)) for x, y in val_ds]))
-        train_loss = float(np.mean(losses))
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            step = interval * cfg.steps_per_interval
-            raise TflError(f"the loss became NaN after step {step}; lower --learning-rate "
-                           "or keep gradient clipping on")
-        trainer._on_interval_end(interval, {"loss": train_loss, "val_loss": val_loss})
-    if chief:
-        model.save(trainer.run_dir / "model.keras")
-        plot_history(trainer.history, trainer.run_dir / "loss.png", title=trainer.run_dir.name)
-    return History(trainer.history, weights_sha256=weights_digest(model))
+        trainer.interval_done(interval, float(np.mean(losses)), val_loss)
+    return trainer.finish()

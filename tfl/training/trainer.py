@@ -1,14 +1,28 @@
-"""Training: `model.fit` on the windowed pipeline, with checkpoints that resume exactly.
+"""The `Trainer`: owns a run directory while it trains, and exposes the hooks a runner calls.
 
-Training is counted in steps and cut into intervals of `eval_interval` steps (one Keras "epoch"
-each). After every interval the run evaluates on validation batches, writes a resume checkpoint
-(weights, optimizer slots, dropout RNG state, step) and the history, keeps the best model, and
-prints a short greedy sample so a learner can watch the model improve.
+Training is counted in steps and cut into intervals of `eval_interval` steps. After every
+interval the run evaluates on validation batches, writes a resume checkpoint (weights, optimizer
+slots, dropout RNG state, step) and the history, keeps the best model, and prints a short greedy
+sample so a learner can watch the model improve.
+
+The Trainer does not run the steps itself: a runner does, and calls its public hooks in order:
+
+    start = trainer.begin()                      # restore the checkpoint: first interval to run
+    train_ds, val_ds = trainer.datasets(start)   # the batch stream from that point on
+    for interval in range(start, trainer.num_intervals):
+        trainer.interval_begins(interval)
+        ...  trainer.step_done(step_in_interval, running_mean_loss)  after every step
+        trainer.interval_done(interval, loss, val_loss)
+    history = trainer.finish()                   # model.keras, loss.png; History
+
+Two runners exist: `tfl.training.fit_runner` (Keras `model.fit`, one device or mirrored) and
+`tfl.training.multi_worker` (a custom loop under `MultiWorkerMirroredStrategy`). Only a Trainer
+with `writes=True` (the chief) writes files.
 
 Starting the same command again after an interruption (Ctrl-C or a killed process) resumes from
 the last completed interval: the batch stream is a fixed function of the seed and the step, so
-the resumed run ends with the same weights as an uninterrupted one.
-
+the resumed run ends with the same weights as an uninterrupted one. A run killed after its last
+checkpoint is finished by the rerun (`finish()` writes model.keras and loss.png from it).
 """
 
 import csv
@@ -17,15 +31,16 @@ import json
 import math
 import sys
 import time
-import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from tfl.errors import TflError
 from tfl.io import atomic_directory, write_json_atomic, write_text_atomic
+from tfl.run import (BEST_FILE, CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, TOKENIZER_DIR,
+                     RunSettings)
+
+PLOT_FILE = "loss.png"
 
 
 class History(list):
@@ -36,50 +51,213 @@ class History(list):
         self.weights_sha256 = weights_sha256
 
 
-class _Monitor(keras.callbacks.Callback):
-    """Forwards Keras events to the trainer: progress line, interval records, checkpoints."""
-
-    def __init__(self, trainer):
-        super().__init__()
-        self.trainer = trainer
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.trainer._interval_index = epoch
-        self.trainer._interval_started = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.trainer._on_batch_end(batch, logs or {})
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.trainer._on_interval_end(epoch, logs or {})
-
-
 class Trainer:
-    """Trains one run directory. Use `train(...)`, which builds and calls this."""
+    """Trains one run directory; a runner drives it through its hooks (see the module doc).
 
-    def __init__(self, run_dir, model, tokenizer, model_config, train_config, data_ids,
-                 log=print, extra_callbacks=(), distributed=False):
+    Args:
+        run_dir: the run directory (created by `begin()` when `writes`).
+        model: the compiled Keras model (built under `strategy`'s scope).
+        tokenizer: the run's tokenizer.
+        settings: the run's `tfl.run.RunSettings` (written as config.json).
+        data_ids: {"train": ids, "validation": ids}, token ids of the two splits.
+        strategy: the `tf.distribute` strategy the model was built under (default: none).
+        writes: write the run directory; False on every worker of a cluster but the chief.
+        log: where progress lines go (None: nowhere).
+
+    Use `tfl.train(...)`, which builds the model, the Trainer and a runner:
+
+    >>> import tempfile
+    >>> from tfl import TrainConfig, train
+    >>> history = train("lstm", "nano", "python_docs", tempfile.mkdtemp() + "/run", log=None,
+    ...                 train_config=TrainConfig(steps=2, eval_interval=2, batch_size=2,
+    ...                                          eval_batches=1, sample_tokens=0,
+    ...                                          jit_compile=False))
+    >>> len(history), len(history.weights_sha256)
+    (1, 64)
+    """
+
+    def __init__(self, run_dir, model, tokenizer, settings: RunSettings, data_ids, *,
+                 strategy=None, writes=True, log=print):
+        import tensorflow as tf
+
         self.run_dir = Path(run_dir)
-        self.distributed = distributed
         self.model = model
         self.tokenizer = tokenizer
-        self.model_config = model_config
-        self.config = train_config
+        self.settings = settings
+        self.config = settings.train_config
+        self.model_config = settings.model_config
         self.data_ids = data_ids
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.writes = writes
         self.log = log or (lambda *a, **k: None)
-        self.extra_callbacks = list(extra_callbacks)
+        # Under several replicas every global batch is split between them, and the weights live
+        # on several devices (the greedy sample is then left to `tfl generate`).
+        self.distributed = self.strategy.num_replicas_in_sync > 1
         self.history = []
         self.best_val_loss = math.inf
+        self.tokens_per_step = self.config.batch_size * self.model_config.seq_len
+        self._start_interval = 0
+        self._interval = 0
         self._interval_started = time.perf_counter()
-        self.tokens_per_step = train_config.batch_size * model_config.seq_len
 
-    # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def num_intervals(self):
+        return self.config.num_intervals
+
+    @property
+    def total_steps(self):
+        return self.config.num_intervals * self.config.steps_per_interval
 
     @property
     def checkpoint_dir(self):
-        return self.run_dir / "checkpoint"
+        return self.run_dir / CHECKPOINT_DIR
+
+    @property
+    def tensorboard_dir(self):
+        """Where a runner writes TensorBoard logs (None when this Trainer does not write)."""
+        return self.run_dir / "logs" if self.writes else None
+
+    # -- hooks a runner calls -------------------------------------------------------------
+
+    def begin(self):
+        """Start or resume: write a new run's settings and tokenizer, restore the checkpoint.
+
+        Returns the first interval to train (`num_intervals` when the run is already trained).
+        """
+        if self.writes and not (self.run_dir / CONFIG_FILE).is_file():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(self.run_dir / TOKENIZER_DIR)
+            write_json_atomic(self.run_dir / CONFIG_FILE, self.settings.to_json())
+        with self.strategy.scope():
+            self._start_interval = self._restore_checkpoint()
+        if 0 < self._start_interval < self.num_intervals:
+            self.log(f"resuming {self.run_dir} at step "
+                     f"{self._start_interval * self.config.steps_per_interval}")
+        self._interval = self._start_interval
+        self._interval_started = time.perf_counter()
+        return self._start_interval
+
+    def datasets(self, start_interval):
+        """`(train, validation)` datasets: the training stream from `start_interval` on
+        (repeated, shuffled by the seed) and the fixed validation batches.
+
+        Under several replicas both are sharded by element: every replica gets its slice of
+        each global batch. (The default AUTO policy looks for input files first and warns
+        when there are none.)
+        """
+        from tfl.data.pipeline import make_dataset
+
+        cfg, seq_len = self.config, self.model_config.seq_len
+        train_ds = make_dataset(self.data_ids["train"], seq_len, cfg.batch_size,
+                                stride=cfg.stride or None, shuffle=True, seed=cfg.seed,
+                                repeat=True, split_name="train")
+        # The batch stream is a fixed function of (seed, step): skip what was already seen.
+        train_ds = train_ds.skip(start_interval * cfg.steps_per_interval)
+        # Caching only pays when every batch is read; a partial read (eval_batches) discards it.
+        val_ds = make_dataset(self.data_ids["validation"], seq_len, cfg.batch_size,
+                              split_name="validation", cache=not cfg.eval_batches)
+        if cfg.eval_batches:
+            val_ds = val_ds.take(cfg.eval_batches)
+        if self.distributed:
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA)
+            train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+        return train_ds, val_ds
+
+    def interval_begins(self, interval):
+        """Interval `interval` (0-based) starts now: its clock starts."""
+        self._interval = interval
+        self._interval_started = time.perf_counter()
+
+    def step_done(self, step_in_interval, loss):
+        """Step `step_in_interval` (0-based, within the current interval) has finished with
+        running mean `loss`: update the progress line (on a terminal only)."""
+        if not sys.stdout.isatty() or self.log is not print:
+            return
+        step = self._interval * self.config.steps_per_interval + step_in_interval + 1
+        elapsed = time.perf_counter() - self._interval_started
+        rate = (step_in_interval + 1) * self.tokens_per_step / max(elapsed, 1e-9)
+        print(f"\rstep {step}/{self.total_steps}  loss {loss:.4f}  {rate:,.0f} tokens/s",
+              end="", flush=True)
+
+    def interval_done(self, interval, loss, val_loss):
+        """Interval `interval` has finished with mean training `loss` and `val_loss`: record it,
+        keep the best model, write the checkpoint and history, log, and sample.
+
+        Raises `TflError` when a loss is not finite (the run diverged).
+        """
+        if not all(x is not None and math.isfinite(x) for x in (loss, val_loss)):
+            raise self._nan_error()
+        elapsed = time.perf_counter() - self._interval_started
+        step = (interval + 1) * self.config.steps_per_interval
+        record = {
+            "step": step,
+            "tokens": step * self.tokens_per_step,
+            "loss": float(loss),
+            "val_loss": float(val_loss),
+            "learning_rate": float(self.model.optimizer.learning_rate),
+            "tokens_per_s": self.config.steps_per_interval * self.tokens_per_step / elapsed,
+            "interval_seconds": elapsed,
+        }
+        self.history.append(record)
+        if record["val_loss"] < self.best_val_loss:
+            self.best_val_loss = record["val_loss"]
+            self._save_model(BEST_FILE)
+        self._save_checkpoint(interval + 1)
+        self._write_history()
+        if sys.stdout.isatty() and self.log is print:
+            print("\r", end="")
+        self.log(f"step {step:>6}/{self.total_steps}  loss {record['loss']:.4f}  "
+                 f"val {record['val_loss']:.4f}  {record['tokens_per_s']:,.0f} tokens/s")
+        if self.config.sample_tokens and not self.distributed:
+            self.log("  sample: " + repr(self.sample()))
+
+    def interrupted(self):
+        """Ctrl-C: keep the current weights in model.keras and say how to resume."""
+        done = len(self.history) * self.config.steps_per_interval
+        self._save_model(MODEL_FILE)
+        self.log(f"\ninterrupted: the checkpoint at step {done} is kept; run the same "
+                 "command again to resume")
+
+    def finish(self):
+        """End the run: write the history, model.keras and loss.png from the final state, also
+        when the run was already trained (a process killed after its last checkpoint has not
+        written them yet). Returns the `History`.
+
+        Raises `TflError` when the runner stopped before the last interval (a diverged run).
+        """
+        if len(self.history) < self.num_intervals:
+            raise self._nan_error()
+        if self._start_interval >= self.num_intervals:
+            self.log(f"{self.run_dir} is already trained ({self.total_steps} steps)")
+        if self.writes:
+            self._write_history()
+            self._save_model(MODEL_FILE)
+            plot_history(self.history, self.run_dir / PLOT_FILE, title=self.run_dir.name)
+        return History(self.history, weights_sha256=weights_digest(self.model))
+
+    # -- the run directory ------------------------------------------------------------------
+
+    def _nan_error(self):
+        step = len(self.history) * self.config.steps_per_interval
+        return TflError(f"the loss became NaN after step {step}; lower --learning-rate "
+                        "or keep gradient clipping on")
+
+    def _save_model(self, name):
+        # Through a temporary file: a kill mid-save never leaves a truncated model behind,
+        # so "the file exists" means "the file is complete".
+        if not self.writes:
+            return
+        tmp = self.run_dir / f".{name}.tmp.keras"
+        self.model.save(tmp)
+        tmp.replace(self.run_dir / name)
 
     def _save_checkpoint(self, completed_intervals):
+        if not self.writes:
+            return
         # Every variable's value, in order: model weights, dropout RNG states (a .keras file
         # does not keep those), optimizer step and moment estimates.
         values = [v.numpy() for v in self.model.variables + self.model.optimizer.variables]
@@ -91,7 +269,7 @@ class Trainer:
                 "best_val_loss": self.best_val_loss,
             })
 
-    def restore_checkpoint(self):
+    def _restore_checkpoint(self):
         """Load the resume state if there is one; returns the number of completed intervals."""
         progress_file = self.checkpoint_dir / "progress.json"
         if not progress_file.is_file():
@@ -114,65 +292,9 @@ class Trainer:
         self.best_val_loss = progress["best_val_loss"]
         return progress["completed_intervals"]
 
-    # -- callbacks ------------------------------------------------------------------------
-
-    def _on_batch_end(self, batch, logs):
-        if not sys.stdout.isatty() or self.log is not print:
-            return
-        step = self._interval_index * self.config.steps_per_interval + batch + 1
-        elapsed = time.perf_counter() - self._interval_started
-        rate = (batch + 1) * self.tokens_per_step / max(elapsed, 1e-9)
-        print(f"\rstep {step}/{self.total_steps}  loss {logs.get('loss', float('nan')):.4f}  "
-              f"{rate:,.0f} tokens/s", end="", flush=True)
-
-    def _on_interval_end(self, epoch, logs):
-        elapsed = time.perf_counter() - self._interval_started
-        step = (epoch + 1) * self.config.steps_per_interval
-        loss, val_loss = logs.get("loss"), logs.get("val_loss")
-        if loss is None or not math.isfinite(loss):
-            return  # TerminateOnNaN stops the run; train() reports it
-        record = {
-            "step": step,
-            "tokens": step * self.tokens_per_step,
-            "loss": float(loss),
-            "val_loss": float(val_loss) if val_loss is not None else None,
-            "learning_rate": float(self.model.optimizer.learning_rate),
-            "tokens_per_s": self.config.steps_per_interval * self.tokens_per_step / elapsed,
-            "interval_seconds": elapsed,
-        }
-        self.history.append(record)
-        if record["val_loss"] is not None and record["val_loss"] < self.best_val_loss:
-            self.best_val_loss = record["val_loss"]
-            self.save_best()
-        self._save_checkpoint(epoch + 1)
-        self._write_history()
-        val = f"  val {record['val_loss']:.4f}" if record["val_loss"] is not None else ""
-        if sys.stdout.isatty() and self.log is print:
-            print("\r", end="")
-        self.log(f"step {step:>6}/{self.total_steps}  loss {record['loss']:.4f}{val}  "
-                 f"{record['tokens_per_s']:,.0f} tokens/s")
-        if self.config.sample_tokens and not self.distributed:
-            # (Under a strategy the weights live on several devices; sample after training
-            # with `tfl generate` instead.)
-            self.log("  sample: " + repr(self.sample()))
-
-    def save_best(self):
-        self.model.save(self.run_dir / ".best.keras.tmp.keras")
-        (self.run_dir / ".best.keras.tmp.keras").replace(self.run_dir / "best.keras")
-
-    def sample(self):
-        """A greedy continuation of the sample prompt (the decoder is compiled once per run)."""
-        from tfl.inference.decoders import make_decoder
-        from tfl.inference.generate import decode_loop, make_sampler
-
-        if getattr(self, "_decoder", None) is None:
-            self._decoder = make_decoder(self.model, self.model_config)
-        prompt = self.tokenizer.encode(self.config.sample_prompt)
-        new = decode_loop(self._decoder, prompt, self.config.sample_tokens, make_sampler("greedy"),
-                          self.model_config.seq_len)
-        return self.tokenizer.decode(new)
-
     def _write_history(self):
+        if not self.writes:
+            return
         write_json_atomic(self.run_dir / "history.json", self.history)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(self.history[0]))
@@ -180,102 +302,47 @@ class Trainer:
         writer.writerows(self.history)
         write_text_atomic(self.run_dir / "history.csv", out.getvalue())
 
-    # -- the loop ---------------------------------------------------------------------------
+    def sample(self):
+        """A greedy continuation of the sample prompt (`tfl.inference` keeps the compiled
+        decoder of a model, so it is traced once per run)."""
+        from tfl.inference.generate import generate_ids
 
-    @property
-    def total_steps(self):
-        return self.config.num_intervals * self.config.steps_per_interval
-
-    def fit(self):
-        from tfl.data.pipeline import make_dataset
-
-        cfg, seq_len = self.config, self.model_config.seq_len
-        start_interval = self.restore_checkpoint()
-        self._interval_index = start_interval
-        if start_interval >= cfg.num_intervals:
-            self.log(f"{self.run_dir} is already trained ({self.total_steps} steps)")
-            return History(self.history, weights_sha256=weights_digest(self.model))
-        if start_interval:
-            self.log(f"resuming {self.run_dir} at step {start_interval * cfg.steps_per_interval}")
-        train_ds = make_dataset(self.data_ids["train"], seq_len, cfg.batch_size,
-                                stride=cfg.stride or None, shuffle=True, seed=cfg.seed,
-                                repeat=True, split_name="train")
-        # The batch stream is a fixed function of (seed, step): skip what was already seen.
-        train_ds = train_ds.skip(start_interval * cfg.steps_per_interval)
-        # Caching only pays when every batch is read; a partial read (eval_batches) discards it.
-        val_ds = make_dataset(self.data_ids["validation"], seq_len, cfg.batch_size,
-                              split_name="validation", cache=not cfg.eval_batches)
-        if cfg.eval_batches:
-            val_ds = val_ds.take(cfg.eval_batches)
-        if self.distributed:
-            # Shard by element: every replica gets its slice of each global batch. (The default
-            # AUTO policy looks for input files first and warns when there are none.)
-            import tensorflow as tf
-
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = (
-                tf.data.experimental.AutoShardPolicy.DATA)
-            train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-
-        callbacks = [
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.TensorBoard(str(self.run_dir / "logs"), write_graph=False),
-            _Monitor(self),
-            *self.extra_callbacks,
-        ]
-        # Keras warns that fit's shuffle flag is ignored for datasets; ours shuffles itself.
-        warnings.filterwarnings("ignore", message=".*shuffle=True.*was passed")
-        try:
-            self.model.fit(
-                train_ds,
-                steps_per_epoch=cfg.steps_per_interval,
-                epochs=cfg.num_intervals,
-                initial_epoch=start_interval,
-                validation_data=val_ds,
-                callbacks=callbacks,
-                verbose=0,
-            )
-        except KeyboardInterrupt:
-            done = len(self.history) * cfg.steps_per_interval
-            self.model.save(self.run_dir / "model.keras")
-            self.log(f"\ninterrupted: the checkpoint at step {done} is kept; run the same "
-                     "command again to resume")
-            raise
-        if not self.history or len(self.history) < cfg.num_intervals:
-            step = len(self.history) * cfg.steps_per_interval
-            raise TflError(
-                f"the loss became NaN after step {step}; lower --learning-rate "
-                "or keep gradient clipping on"
-            )
-        self.model.save(self.run_dir / "model.keras")
-        plot_history(self.history, self.run_dir / "loss.png", title=self.run_dir.name)
-        return History(self.history, weights_sha256=weights_digest(self.model))
+        prompt = self.tokenizer.encode(self.config.sample_prompt)
+        new = generate_ids(self.model, self.model_config, prompt, self.config.sample_tokens,
+                           sampler="greedy")
+        return self.tokenizer.decode(new)
 
 
 def plot_history(history, path, title=""):
-    """Training and validation loss against steps, as a PNG."""
-    import matplotlib
+    """Training and validation loss against steps, as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
+    >>> plot_history([{"step": 2, "loss": 3.0, "val_loss": 3.1}], path); path.is_file()
+    True
+    """
+    from tfl.plotting import figure
 
     steps = [r["step"] for r in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, [r["loss"] for r in history], marker="o", label="train (interval mean)")
-    if history and history[0]["val_loss"] is not None:
-        ax.plot(steps, [r["val_loss"] for r in history], marker="o", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats / token)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path) as ax:
+        ax.plot(steps, [r["loss"] for r in history], marker="o", label="train (interval mean)")
+        if history and history[0]["val_loss"] is not None:
+            ax.plot(steps, [r["val_loss"] for r in history], marker="o", label="validation")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy (nats / token)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 def weights_digest(model):
-    """sha256 of all weights' bytes: equal digests mean bit-identical weights."""
+    """sha256 of all weights' bytes: equal digests mean bit-identical weights.
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> weights_digest(model) == weights_digest(model)
+    True
+    """
     import hashlib
 
     digest = hashlib.sha256()

@@ -1,22 +1,21 @@
 """`train()`: from a corpus name and a preset to a trained run directory.
 
-This is the workflow the CLI's `tfl train` calls: learn (or reload) the tokenizer, build the
-model from its preset, choose the distribution strategy once, write the run's settings, and hand
-the rest to a `Trainer`.
+This is the workflow the CLI's `tfl train` calls: choose the distribution strategy (once, first),
+learn (or reload) the tokenizer, build the model from its preset under that strategy, and hand
+the run directory to a `Trainer` driven by a runner (`model.fit`, or the multi-worker loop).
 """
 
+import contextlib
+import dataclasses
 from pathlib import Path
 
 import keras
 
 from tfl.errors import TflError
-from tfl.io import write_json_atomic
 from tfl.training.config import TrainConfig, compile_model
-from tfl.training.trainer import Trainer
-
 
 def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=None,
-          train_config=None, model_overrides=None, data_dir=None, log=print,
+          train_config=None, epochs=None, model_overrides=None, data_dir=None, log=print,
           extra_callbacks=(), devices=None, multi_worker=False):
     """Train a model into the run directory `out`, resuming if `out` holds the same run.
 
@@ -28,9 +27,15 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         tokenizer: tokenizer kind, learned from the training split.
         vocab_size: target vocabulary size for learned tokenizers.
         train_config: a `TrainConfig` (defaults if None).
+        epochs: train for this many passes over the training windows instead of
+            `train_config.steps` (leave that at its default): steps =
+            max(1, epochs * windows // batch_size); config.json records the resulting steps.
         model_overrides: config fields to change from the preset, e.g. {"dropout": 0.1}.
+        log: where progress lines go (None: nowhere).
+        extra_callbacks: Keras callbacks for `model.fit` (not used by `multi_worker` runs).
         devices: None (the default device), "auto" or a number of devices to mirror over
-            (see `tfl.training.distribute.get_strategy`); `train_config.batch_size` is the global batch.
+            (see `tfl.training.distribute.get_strategy`); `train_config.batch_size` is the
+            global batch.
         multi_worker: train as one worker of the cluster in `TF_CONFIG`
             (see `tfl.training.multi_worker`); only the chief writes `out`.
 
@@ -44,28 +49,33 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
     [2, 4]
     """
     from tfl.data.corpora import load_corpus
-    from tfl.data.pipeline import encode_splits
+    from tfl.data.pipeline import encode_splits, num_windows
     from tfl.models import build_model, config_class
-    from tfl.run import TOKENIZER_DIR, DataSettings, RunSettings, read_run_settings
+    from tfl.run import (TOKENIZER_DIR, DataSettings, RunSettings, is_run_directory,
+                         read_run_settings)
     from tfl.tokenizers import build_tokenizer, load_tokenizer
+    from tfl.training import fit_runner
+    from tfl.training.distribute import choose_strategy
+    from tfl.training.multi_worker import is_chief, run_custom_loop
+    from tfl.training.trainer import Trainer
 
     train_config = train_config or TrainConfig()
     out = Path(out)
-    chief = True
-    if multi_worker:
-        from tfl.training import multi_worker as mw
+    if epochs is not None:
+        if epochs < 1:
+            raise TflError(f"--epochs must be at least 1, got {epochs}")
+        if train_config.steps != TrainConfig.steps:
+            raise TflError("give either steps or epochs, not both")
+    if multi_worker and train_config.mixed_precision:
+        raise TflError("--mixed-precision is not supported with --multi-worker yet")
+    # Chosen once, first: the cluster and logical devices must be set up before any other
+    # TensorFlow op runs.
+    strategy = choose_strategy(devices, multi_worker)
+    chief = not multi_worker or is_chief(strategy)
 
-        if devices:
-            raise TflError("--multi-worker and --devices do not combine; each worker uses "
-                           "its default device")
-        if train_config.mixed_precision:
-            raise TflError("--mixed-precision is not supported with --multi-worker yet")
-        # The cluster must start before any other TensorFlow op runs.
-        strategy = mw.make_strategy()
-        chief = mw.is_chief(strategy)
     data = DataSettings(str(corpus), tokenizer, vocab_size)
     corpus_obj = load_corpus(corpus, data_dir=data_dir)
-    existing = (out / "config.json").is_file()
+    existing = is_run_directory(out)
     if existing and chief:
         tok = load_tokenizer(out / TOKENIZER_DIR)
     else:
@@ -74,6 +84,11 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         tok = build_tokenizer(tokenizer, corpus_obj.train, vocab_size=vocab_size)
     model_config = config_class(architecture).from_preset(
         preset, vocab_size=tok.vocab_size, **(model_overrides or {}))
+    ids = encode_splits(corpus_obj, tok, splits=("train", "validation"))
+    if epochs is not None:
+        windows = num_windows(len(ids["train"]), model_config.seq_len, train_config.stride or None)
+        train_config = dataclasses.replace(
+            train_config, steps=max(1, epochs * windows // train_config.batch_size))
     settings = RunSettings(model_config, train_config, data)
     if existing and chief:
         if not read_run_settings(out).same_run_as(settings):
@@ -82,41 +97,36 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
     elif chief and out.exists() and any(out.iterdir()):
         raise TflError(f"{out} exists and is not a tfl run; choose another --out")
 
-    ids = encode_splits(corpus_obj, tok, splits=("train", "validation"))
-    if multi_worker:
-        pass
-    elif devices:
-        from tfl.training.distribute import get_strategy
-
-        strategy = get_strategy(devices)
-    else:
-        import tensorflow as tf
-
-        strategy = tf.distribute.get_strategy()
-    distributed = strategy.num_replicas_in_sync > 1
     keras.utils.set_random_seed(train_config.seed)
-    if train_config.mixed_precision:
-        import tensorflow as tf
-
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-        keras.mixed_precision.set_global_policy(policy)
-    try:
-        with strategy.scope():
-            model = build_model(model_config)
-            compile_model(model, train_config, distributed=distributed)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    if not existing and chief:
-        out.mkdir(parents=True, exist_ok=True)
-        tok.save(out / TOKENIZER_DIR)
-        write_json_atomic(out / "config.json", settings.to_json())
+    with strategy.scope(), _dtype_policy(_policy_name(train_config)):
+        model = build_model(model_config)
+        compile_model(model, train_config, distributed=strategy.num_replicas_in_sync > 1)
     if log:
         replicas = strategy.num_replicas_in_sync
         log(f"{architecture} {preset}: {model.count_params():,} parameters, vocabulary "
             f"{tok.vocab_size}, {len(ids['train']):,} training tokens, {replicas} "
             f"replica{'s' if replicas > 1 else ''} -> {out}")
-    trainer = Trainer(out, model, tok, model_config, train_config, ids, log=log,
-                      extra_callbacks=extra_callbacks, distributed=distributed)
+    trainer = Trainer(out, model, tok, settings, ids, strategy=strategy, writes=chief, log=log)
     if multi_worker:
-        return mw.fit_multi_worker(trainer, strategy)
-    return trainer.fit()
+        return run_custom_loop(trainer, strategy)
+    return fit_runner.run(trainer, extra_callbacks)
+
+
+def _policy_name(train_config):
+    if not train_config.mixed_precision:
+        return "float32"
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """Layers built in this block take the dtype policy `name`; the global policy the caller had
+    is restored afterwards."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
