@@ -37,3 +37,20 @@ def test_write_text_atomic_replaces_whole_files(tmp_path):
     write_text_atomic(path, "[1]")
     write_text_atomic(path, "[1, 2]")
     assert path.read_text() == "[1, 2]" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_writer_killed_between_its_two_renames_loses_nothing(tmp_path):
+    from tfl.io import recover_directory
+
+    target = tmp_path / "checkpoint"
+    # What a kill after "move the old one aside" and before "rename the new one in" leaves:
+    aside = tmp_path / ".checkpoint.4999999.a1.tmp"
+    (aside / "checkpoint").mkdir(parents=True)
+    (aside / "checkpoint" / "progress.json").write_text("{}")
+    new = tmp_path / ".checkpoint.4999999.b2.tmp"
+    new.mkdir()
+    assert (recover_directory(target) / "progress.json").read_text() == "{}"
+    with atomic_directory(target) as tmp:
+        (tmp / "progress.json").write_text("[1]")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert (target / "progress.json").read_text() == "[1]"

@@ -49,14 +49,33 @@ def process_is_alive(pid):
     return True
 
 
-def remove_stale_temporaries(path):
-    """Remove temporary siblings of `path` left by an `atomic_directory` whose process was
-    killed (their names carry the writer's process id)."""
-    path = Path(path)
+def _stale_temporaries(path):
+    """Temporary siblings of `path` left by an `atomic_directory` whose process was killed
+    (their names carry the writer's process id)."""
     for candidate in path.parent.glob(f".{path.name}.*.tmp"):
         pid = candidate.name[len(path.name) + 2:].split(".", 1)[0]
         if pid.isdigit() and not process_is_alive(int(pid)) and candidate.is_dir():
-            shutil.rmtree(candidate, ignore_errors=True)
+            yield candidate
+
+
+def recover_directory(path):
+    """Put back the previous `path` if a writer was killed after moving it aside and before
+    renaming the new one into place. Call before reading a directory written atomically."""
+    path = Path(path)
+    if not path.exists():
+        for candidate in _stale_temporaries(path):
+            if (candidate / path.name).is_dir():
+                os.replace(candidate / path.name, path)
+                break
+    return path
+
+
+def remove_stale_temporaries(path):
+    """Recover `path` if needed (`recover_directory`), then remove temporaries that killed
+    writers left beside it."""
+    path = recover_directory(path)
+    for candidate in list(_stale_temporaries(path)):
+        shutil.rmtree(candidate, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -84,9 +103,17 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # Move the old directory aside before the new one takes its name, so that a kill at any
+    # moment leaves either the old or the new directory in place (and a stale temporary that
+    # the next write removes), never neither.
+    old = None
     if path.exists():
-        shutil.rmtree(path)
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                    suffix=".tmp"))
+        os.replace(path, old / path.name)
     os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 OUTPUT_MARKER = ".tfl-output.json"  # names the command that wrote a replaceable output folder

@@ -1,6 +1,7 @@
 """`tfl train` (one device, several, or one worker of a cluster) and `tfl tf-config`."""
 
 from tfl.cli.common import add_data_dir, add_json_flag, log_unless_json, print_result
+from tfl.training.config import DEFAULT_BATCH_SIZE  # (a dataclass module: no TensorFlow)
 
 
 def train(args):
@@ -53,7 +54,8 @@ def add_commands(commands):
     length.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2000)")
     length.add_argument("--epochs", type=int, default=None,
                         help="passes over the training split (instead of --steps)")
-    parser.add_argument("--batch-size", type=int, default=None, help="global batch (default 12)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"global batch (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--dropout", type=float, default=None,
                         help="override the preset's dropout")

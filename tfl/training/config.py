@@ -11,8 +11,6 @@ tfl.errors.TflError: unknown training option 'step': did you mean 'steps'? ...
 import math
 from dataclasses import dataclass
 
-import keras
-
 from tfl.errors import TflError, did_you_mean
 
 DEFAULT_BATCH_SIZE = 12  # nanoGPT's small CPU configuration; the one default for every command
@@ -82,6 +80,8 @@ class TrainConfig:
 
 def make_optimizer(config: TrainConfig):
     """AdamW with linear warm-up then cosine decay, and global-norm clipping."""
+    import keras  # (imported here so that reading a config, as the CLI does, stays fast)
+
     total_steps = config.num_intervals * config.steps_per_interval
     warmup = min(config.warmup_steps, total_steps - 1)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -105,6 +105,10 @@ def make_optimizer(config: TrainConfig):
 
 
 def compile_model(model, config: TrainConfig, distributed=False):
+    """Compile `model` for next-token training: `make_optimizer(config)`, cross-entropy on
+    logits, XLA as the config says (off under a multi-device strategy)."""
+    import keras
+
     # XLA cannot compile a step whose variables live on several devices (a known TensorFlow
     # limitation), so a mirrored run trains without it.
     model.compile(

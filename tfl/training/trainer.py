@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from tfl.errors import TflError
-from tfl.io import atomic_directory, write_json_atomic, write_text_atomic
+from tfl.io import atomic_directory, recover_directory, write_json_atomic, write_text_atomic
 from tfl.run import (BEST_FILE, CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, TOKENIZER_DIR,
                      RunSettings)
 
@@ -271,7 +271,7 @@ class Trainer:
 
     def _restore_checkpoint(self):
         """Load the resume state if there is one; returns the number of completed intervals."""
-        progress_file = self.checkpoint_dir / "progress.json"
+        progress_file = recover_directory(self.checkpoint_dir) / "progress.json"
         if not progress_file.is_file():
             return 0
         optimizer = self.model.optimizer
