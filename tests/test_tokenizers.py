@@ -2,6 +2,7 @@ import pytest
 
 from tfl.errors import TflError
 from tfl.tokenizers import (
+    BPETokenizer,
     ByteTokenizer,
     CharTokenizer,
     WordPieceTokenizer,
@@ -92,10 +93,11 @@ def test_wordpiece_learns_subwords_and_keeps_line_breaks():
     assert tok.decode(tok.encode(sample)) == "the thing\nthe day , the end"
 
 
-@pytest.mark.parametrize("kind", ["char", "byte", "word", "wordpiece"])
+@pytest.mark.parametrize("kind", ["char", "byte", "word", "wordpiece", "bpe"])
 def test_save_and_load_give_the_same_tokenizer(kind, tmp_path):
     text = "It was the best of times,\nit was the worst of times.\n" * 10
-    tok = build_tokenizer(kind, text, vocab_size=None if kind == "byte" else 40)
+    vocab_size = {"byte": None, "bpe": 300}.get(kind, 40)
+    tok = build_tokenizer(kind, text, vocab_size=vocab_size)
     tok.save(tmp_path / "tok")
     loaded = load_tokenizer(tmp_path / "tok")
     assert type(loaded) is type(tok)
@@ -167,3 +169,28 @@ def test_byte_order_mark_and_windows_line_endings_never_reach_the_vocabulary(tex
     tok = build_tokenizer("char", corpus.train)
     assert "\r" not in corpus.text and "\ufeff" not in corpus.text
     assert tok.decode(tok.encode("line two\n")) == "line two\n"
+
+
+@pytest.mark.parametrize("text", UNICODE_SAMPLES)
+def test_bpe_round_trip_is_exact_for_any_text(text):
+    tok = build_tokenizer("bpe", "\n".join(UNICODE_SAMPLES) * 3, vocab_size=300)
+    assert tok.decode(tok.encode(text)) == text
+    assert UNK_ID not in tok.encode(text)
+
+
+def test_bpe_merges_the_most_frequent_pair_first():
+    # Counted by hand: in "aab aab aab ab", inside the chunks 'aab', ' aab' (twice), ' ab':
+    # (a, a) 3, (a, b) 4, (' ', a) 3. So the first merge is (a, b); then 'a'+'ab' (3 times).
+    from tfl.tokenizers.bpe import learn_merges
+
+    merges = learn_merges("aab aab aab ab", 2)
+    assert merges == [(ord("a"), ord("b")), (ord("a"), 256)]
+    tok = BPETokenizer(merges)
+    assert [tok.id_to_token(i) for i in tok.encode("aab ab")] == ["aab", " ", "ab"]
+
+
+def test_bpe_on_chinese_joins_bytes_into_characters_first():
+    text = "春眠不覺曉，處處聞啼鳥。\n夜來風雨聲，花落知多少。\n" * 30
+    tok = build_tokenizer("bpe", text, vocab_size=400)
+    pieces = [tok.id_to_token(i) for i in tok.encode("春眠不覺曉")]
+    assert "".join(pieces) == "春眠不覺曉" and len(pieces) < 5  # merged beyond characters

@@ -1,4 +1,4 @@
-"""Tokenizers: character, byte, word and WordPiece, behind one interface (`Tokenizer`).
+"""Tokenizers: character, byte, word, WordPiece and byte-level BPE, behind one interface.
 
 >>> from tfl.tokenizers import build_tokenizer, load_tokenizer
 >>> tok = build_tokenizer("byte")
@@ -8,12 +8,14 @@
 
 from tfl.errors import TflError, did_you_mean
 from tfl.tokenizers.base import Tokenizer, TokenizerStats, read_tokenizer_file, tokenizer_stats
+from tfl.tokenizers.bpe import BPETokenizer
 from tfl.tokenizers.byte import ByteTokenizer
 from tfl.tokenizers.char import CharTokenizer
 from tfl.tokenizers.word import WordTokenizer
 from tfl.tokenizers.wordpiece import WordPieceTokenizer
 
-TOKENIZERS = {cls.kind: cls for cls in (CharTokenizer, ByteTokenizer, WordTokenizer, WordPieceTokenizer)}
+TOKENIZERS = {cls.kind: cls for cls in (CharTokenizer, ByteTokenizer, WordTokenizer,
+                                        WordPieceTokenizer, BPETokenizer)}
 
 
 def _tokenizer_class(kind):
@@ -23,7 +25,7 @@ def _tokenizer_class(kind):
 
 
 def build_tokenizer(kind, text=None, vocab_size=None):
-    """A tokenizer of `kind` ("char", "byte", "word", "wordpiece") learned from `text`.
+    """A tokenizer of `kind` ("char", "byte", "word", "wordpiece", "bpe") learned from `text`.
 
     >>> build_tokenizer("char", "abcabc").vocab_size
     6
@@ -44,6 +46,7 @@ def load_tokenizer(directory):
 
 
 __all__ = [
+    "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
     "TOKENIZERS",
