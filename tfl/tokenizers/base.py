@@ -88,6 +88,23 @@ class Tokenizer(abc.ABC):
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
 
+def decode_byte_pieces(ids, piece_bytes):
+    """Text from ids whose pieces are byte strings (`piece_bytes(id)`), for byte-level
+    tokenizers. Runs of bytes are decoded together, so a character split over several ids comes
+    back whole; invalid sequences (which a model can emit) and unknown ids show as U+FFFD;
+    padding and start ids are dropped."""
+    pieces, run = [], bytearray()
+    for i in ids:
+        i = int(i)
+        if i >= NUM_SPECIAL:
+            run += piece_bytes(i)
+        elif i == UNK_ID:
+            pieces.append(run.decode("utf-8", errors="replace") + UNK_TEXT)
+            run = bytearray()
+    pieces.append(run.decode("utf-8", errors="replace"))
+    return "".join(pieces)
+
+
 def check_vocab_size(vocab_size, minimum_symbols=1):
     """Reject a target vocabulary too small to hold the special tokens and some symbols."""
     if vocab_size is None:

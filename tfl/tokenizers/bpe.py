@@ -24,7 +24,7 @@ import re
 from collections import Counter, defaultdict
 
 from tfl.errors import TflError
-from tfl.tokenizers.base import NUM_SPECIAL, UNK_ID, UNK_TEXT, Tokenizer, check_vocab_size
+from tfl.tokenizers.base import NUM_SPECIAL, Tokenizer, check_vocab_size, decode_byte_pieces
 
 CHUNK_PATTERN = re.compile(
     r" ?[^\W\d_\u3400-\u9fff]+"  # a word (letters) with its leading space
@@ -148,16 +148,7 @@ class BPETokenizer(Tokenizer):
         return [i for chunk in chunks(text) for i in self._encode_chunk(chunk)]
 
     def decode(self, ids):
-        pieces, run = [], bytearray()
-        for i in ids:
-            i = int(i)
-            if i >= NUM_SPECIAL:
-                run += self._bytes[i - NUM_SPECIAL]
-            elif i == UNK_ID:
-                pieces.append(run.decode("utf-8", errors="replace") + UNK_TEXT)
-                run = bytearray()
-        pieces.append(run.decode("utf-8", errors="replace"))
-        return "".join(pieces)
+        return decode_byte_pieces(ids, lambda i: self._bytes[i - NUM_SPECIAL])
 
     def _symbol(self, i):
         raw = self._bytes[i - NUM_SPECIAL]

@@ -12,7 +12,7 @@ True
 """
 
 from tfl.errors import TflError
-from tfl.tokenizers.base import NUM_SPECIAL, UNK_ID, UNK_TEXT, Tokenizer
+from tfl.tokenizers.base import NUM_SPECIAL, Tokenizer, decode_byte_pieces
 
 
 class ByteTokenizer(Tokenizer):
@@ -35,17 +35,7 @@ class ByteTokenizer(Tokenizer):
         return [b + NUM_SPECIAL for b in text.encode("utf-8")]
 
     def decode(self, ids):
-        # Runs of bytes are decoded together; an unknown id splits them and shows as U+FFFD.
-        pieces, run = [], bytearray()
-        for i in ids:
-            i = int(i)
-            if i >= NUM_SPECIAL:
-                run.append(i - NUM_SPECIAL)
-            elif i == UNK_ID:
-                pieces.append(run.decode("utf-8", errors="replace") + UNK_TEXT)
-                run = bytearray()
-        pieces.append(run.decode("utf-8", errors="replace"))
-        return "".join(pieces)
+        return decode_byte_pieces(ids, lambda i: bytes([i - NUM_SPECIAL]))
 
     def _symbol(self, i):
         return f"<0x{i - NUM_SPECIAL:02X}>"
