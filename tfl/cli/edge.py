@@ -7,7 +7,8 @@ def export(args):
     from tfl.edge.export import export_run
 
     result = export_run(args.run_dir, args.out, quantizations=args.quantize,
-                        saved_model=not args.no_saved_model, data_dir=args.data_dir)
+                        saved_model=not args.no_saved_model, data_dir=args.data_dir,
+                        log=log_unless_json(args))
     print_result(args, result, lambda r: "\n".join(
         ([f"SavedModel: {r['saved_model']}"] if r["saved_model"] else [])
         + [f"TFLite {q}: {path}" for q, path in r["tflite"].items()]))
@@ -28,7 +29,8 @@ def add_commands(commands):
     parser = commands.add_parser("export", help="export a run to SavedModel and TFLite")
     parser.add_argument("run_dir")
     parser.add_argument("--out", required=True,
-                        help="directory to write (a previous export there is replaced)")
+                        help="a new folder to write, or a previous export's, which is replaced "
+                             "(never a run or a folder holding other files)")
     parser.add_argument("--quantize", nargs="+", default=["float32"],
                         choices=["float32", "float16", "dynamic-int8", "int8"],
                         help="TFLite variants to write (default float32)")
@@ -41,7 +43,8 @@ def add_commands(commands):
         "optimize", help="prune, cluster and quantize a run; measure every TFLite variant")
     opt.add_argument("run_dir")
     opt.add_argument("--out", required=True,
-                     help="directory to write (a previous optimize report there is replaced)")
+                     help="a new folder to write, or a previous optimize output, which is "
+                          "replaced (never a run or a folder holding other files)")
     opt.add_argument("--prune", type=float, default=0.8,
                      help="target sparsity of the pruned variant (0: no pruning; default 0.8)")
     opt.add_argument("--quantize", default="dynamic-int8",

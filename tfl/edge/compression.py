@@ -21,7 +21,9 @@ twin (`tfl.models.twin.layer_role`):
 ('token_embedding', 'position', 'attention', 'mlp_in', 'mlp_out', 'output')
 """
 
+import contextlib
 import math
+import numbers
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -30,6 +32,7 @@ from tfl.errors import TflError
 from tfl.models.twin import (ATTENTION, LSTM, MLP_IN, MLP_OUT, OUTPUT, POSITION, TOKEN_EMBEDDING,
                              custom_objects, keras2, layer_role, make_twin,
                              twin_max_logit_difference, unwrapped, use_bounded_masks)
+from tfl.progress import Progress
 from tfl.training.config import DEFAULT_BATCH_SIZE
 
 # The twin layer roles each technique wraps, per architecture.
@@ -66,29 +69,74 @@ def _compile(model, learning_rate):
                   loss=keras2.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
-def _fit(model, dataset, steps, callbacks=()):
-    history = model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0,
-                        callbacks=list(callbacks))
+class _ProgressLine(keras2.callbacks.Callback):
+    """A `tfl.progress.Progress` line over the fine-tuning steps, with the latest loss."""
+
+    def __init__(self, steps, label):
+        super().__init__()
+        self.loss = None
+        self.progress = Progress(steps, label, extra=lambda: (
+            "" if self.loss is None else f"loss {self.loss:.4f}"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.loss = (logs or {}).get("loss", self.loss)
+        self.progress.advance()
+
+
+def _fit(model, dataset, steps, callbacks=(), progress_label=None):
+    line = _ProgressLine(steps, progress_label) if progress_label else None
+    with line.progress if line else contextlib.nullcontext():
+        history = model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0,
+                            callbacks=[*callbacks, *([line] if line else [])])
     loss = history.history["loss"][-1]
     if not math.isfinite(loss):
         raise TflError("the loss became NaN while fine-tuning; lower --learning-rate")
     return loss
 
 
+def check_options(prune=0.8, clusters=16, steps=1000, batch_size=None):
+    """Refuse, with one line each, compression options that could only fail later.
+
+    >>> check_options(prune=1.0)
+    Traceback (most recent call last):
+    ...
+    tfl.errors.TflError: --prune takes a sparsity in [0, 1) (0: no pruning), got 1.0
+    """
+    if not (isinstance(prune, numbers.Real) and 0 <= prune < 1):
+        raise TflError(f"--prune takes a sparsity in [0, 1) (0: no pruning), got {prune}")
+    if not _is_int(clusters) or clusters == 1 or clusters < 0:
+        raise TflError(f"--cluster takes 0 (no clustering) or at least 2 clusters, got "
+                       f"{clusters}")
+    if not _is_int(steps) or steps < 1:
+        raise TflError(f"--fine-tune-steps takes a whole number of at least 1, got {steps}")
+    if prune and steps < 2:
+        # (step 0 only sets up the masks: one step would leave every weight in place)
+        raise TflError(f"pruning needs at least 2 fine-tuning steps, got {steps}; raise "
+                       "--fine-tune-steps")
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise TflError(f"--batch-size takes a whole number of at least 1, got {batch_size}")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def prune(model, config, train_ids, target_sparsity=0.8, steps=1000,
-          batch_size=DEFAULT_BATCH_SIZE, learning_rate=1e-3, seed=0):
+          batch_size=DEFAULT_BATCH_SIZE, learning_rate=1e-3, seed=0, show_progress=False):
     """Magnitude-prune the twin of `model` to `target_sparsity` while fine-tuning.
 
     Sparsity rises from 0 along a cubic `PolynomialDecay` over the first 70% of `steps`, masks
     updating every `steps // 20`; the rest fine-tunes at the final sparsity. Returns the
     stripped tf_keras model and the achieved sparsity per layer (`achieved_sparsity`).
+    `show_progress` shows the fine-tune's progress line.
+
+    >>> pruned, report = prune(run.model, run.model_config, ids, 0.8)  # doctest: +SKIP
     """
-    if not 0 < target_sparsity < 1:
-        raise TflError(f"--prune takes a sparsity between 0 and 1, got {target_sparsity}")
+    if not target_sparsity:
+        raise TflError("--prune takes a sparsity in (0, 1) to prune at all")
+    check_options(prune=target_sparsity, steps=steps, batch_size=batch_size)
     frequency = max(1, steps // 20)
     end_step = max(frequency, int(0.7 * steps) // frequency * frequency)
-    if steps < 2:
-        raise TflError("pruning needs at least 2 fine-tuning steps")
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=target_sparsity, begin_step=0, end_step=end_step,
         frequency=frequency)
@@ -98,7 +146,8 @@ def prune(model, config, train_ids, target_sparsity=0.8, steps=1000,
     twin = make_twin(model, config, wrap=wrap)
     _compile(twin, learning_rate)
     loss = _fit(twin, fine_tune_dataset(train_ids, config, batch_size, seed), steps,
-                [tfmot.sparsity.keras.UpdatePruningStep()])
+                [tfmot.sparsity.keras.UpdatePruningStep()],
+                progress_label="pruning fine-tune" if show_progress else None)
     with keras2.utils.custom_object_scope(custom_objects()):
         stripped = tfmot.sparsity.keras.strip_pruning(twin)
     return stripped, {"fine_tune_loss": loss, "steps": steps,
@@ -143,12 +192,16 @@ def left_dense(config):
 
 
 def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=DEFAULT_BATCH_SIZE,
-            learning_rate=1e-4, seed=0):
+            learning_rate=1e-4, seed=0, show_progress=False):
     """Weight clustering: every clusterable kernel keeps only `clusters` distinct values
     (k-means++ centroids, fine-tuned). Returns the stripped model and the distinct-value count
-    per weight, measured."""
-    if clusters < 2:
-        raise TflError(f"--cluster takes at least 2 clusters, got {clusters}")
+    per weight, measured. `show_progress` shows the fine-tune's progress line.
+
+    >>> clustered, report = cluster(run.model, run.model_config, ids, 16)  # doctest: +SKIP
+    """
+    if not clusters:
+        raise TflError("--cluster takes at least 2 clusters to cluster at all")
+    check_options(prune=0, clusters=clusters, steps=steps, batch_size=batch_size)
     cluster_api = tfmot.clustering.keras
     wrap = _selective(CLUSTERABLE[config.architecture], lambda layer: cluster_api.cluster_weights(
         layer, number_of_clusters=clusters,
@@ -156,7 +209,8 @@ def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=DEFAULT
     keras2.utils.set_random_seed(seed)
     twin = make_twin(model, config, wrap=wrap)
     _compile(twin, learning_rate)
-    loss = _fit(twin, fine_tune_dataset(train_ids, config, batch_size, seed), steps)
+    loss = _fit(twin, fine_tune_dataset(train_ids, config, batch_size, seed), steps,
+                progress_label="clustering fine-tune" if show_progress else None)
     with keras2.utils.custom_object_scope(custom_objects()):
         stripped = cluster_api.strip_clustering(twin)
     distinct = {name: int(np.unique(w).size) for name, w in
@@ -166,9 +220,14 @@ def cluster(model, config, train_ids, clusters=16, steps=100, batch_size=DEFAULT
 
 
 def quantization_aware(model, config, train_ids, steps=100, batch_size=DEFAULT_BATCH_SIZE,
-                       learning_rate=1e-4, seed=0):
+                       learning_rate=1e-4, seed=0, show_progress=False):
     """Quantization-aware training of the layers TF-MOT can quantize (Dense); the report lists
-    the others. Returns the QAT model (convert it with dynamic or full int8) and the report."""
+    the others. Returns the QAT model (convert it with dynamic or full int8) and the report.
+    `show_progress` shows the fine-tune's progress line.
+
+    >>> qat, report = quantization_aware(run.model, run.model_config, ids)  # doctest: +SKIP
+    """
+    check_options(prune=0, steps=steps, batch_size=batch_size)
     quantize = tfmot.quantization.keras
     roles = QUANTIZABLE[config.architecture]
     twin = make_twin(model, config)
@@ -190,7 +249,8 @@ def quantization_aware(model, config, train_ids, steps=100, batch_size=DEFAULT_B
         qat = use_bounded_masks(quantize.quantize_apply(annotated))
     keras2.utils.set_random_seed(seed)
     _compile(qat, learning_rate)
-    loss = _fit(qat, fine_tune_dataset(train_ids, config, batch_size, seed), steps)
+    loss = _fit(qat, fine_tune_dataset(train_ids, config, batch_size, seed), steps,
+                progress_label="quantization-aware fine-tune" if show_progress else None)
     return qat, {"fine_tune_loss": loss, "steps": steps, "quantized_layers": covered,
                  "not_quantized": skipped}
 

@@ -31,6 +31,8 @@ TFLite variants (`QUANTIZATIONS`), builtin ops only:
 ('float32', 'float16', 'dynamic-int8', 'int8')
 """
 
+import contextlib
+import os
 import shutil
 import tempfile
 import warnings
@@ -40,8 +42,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfl.errors import TflError
-from tfl.io import atomic_directory, write_json_atomic
+from tfl.io import atomic_directory, check_replaceable_output, mark_output, write_json_atomic
 from tfl.models.twin import make_twin, twin_parts, unwrapped
+from tfl.progress import Progress
 from tfl.runtime import captured_stderr
 
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
@@ -110,13 +113,15 @@ def representative_windows(train_ids, seq_len, count=64, seed=0):
     return np.stack([ids[s:s + seq_len] for s in starts])
 
 
-def _representative_dataset(signatures, windows):
+def _representative_dataset(signatures, windows, progress=None):
     """Calibration examples for both signatures; the LSTM step sees the states it meets when
-    reading real text."""
+    reading real text. `progress`, if given, advances once per window."""
     config = signatures.config
 
     def examples():
         for window in windows:
+            if progress:
+                progress.advance()
             if config.architecture == "lstm":
                 yield "serving_default", {"tokens": window[None]}
                 shape = (config.num_layers, 1, config.hidden_dim)
@@ -132,51 +137,89 @@ def _representative_dataset(signatures, windows):
     return examples
 
 
-def convert_to_tflite(twin, config, quantization="float32", calibration_windows=None):
-    """The bytes of a TFLite model of `twin` with the given quantization (see module doc)."""
-    if quantization not in QUANTIZATIONS:
-        raise TflError(f"unknown quantization {quantization!r}; choose one of "
-                       f"{', '.join(QUANTIZATIONS)}")
+def convert_to_tflite(twin, config, quantization="float32", calibration_windows=None,
+                      progress_label=None):
+    """The bytes of a TFLite model of `twin` with the given quantization (see module doc).
+    For several variants of one twin, `tflite_converter` traces the twin only once.
+
+    >>> data = convert_to_tflite(twin, config, "dynamic-int8")  # doctest: +SKIP
+    """
+    with tflite_converter(twin, config) as convert:
+        return convert(quantization, calibration_windows, progress_label)
+
+
+@contextlib.contextmanager
+def tflite_converter(twin, config):
+    """Yield `convert(quantization, calibration_windows=None, progress_label=None)`, which
+    returns the bytes of a TFLite model of `twin`. The twin's signatures are traced and saved
+    once, in a scratch folder removed at the end, for every variant converted.
+
+    With `progress_label`, a progress line counts the conversion and each calibration window
+    (full int8 only), with the time taken.
+
+    >>> with tflite_converter(twin, config) as convert:  # doctest: +SKIP
+    ...     files = {q: convert(q) for q in ("float32", "dynamic-int8")}
+    """
     signatures = LanguageModelSignatures(twin, config, batch=1)
     scratch = Path(tempfile.mkdtemp(prefix="tfl-tflite-"))
     try:
         functions = signatures.signatures(for_tflite=True)
         tf.saved_model.save(signatures, str(scratch), signatures=functions)
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(scratch), signature_keys=list(functions))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "dynamic-int8":
-            # One scale per weight matrix rather than per output channel: each channel's scale
-            # and 64-bit zero point are stored per tensor use, a visible share of a small
-            # model's file, while perplexity barely moves either way.
-            converter._experimental_disable_per_channel = True
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            if calibration_windows is None:
+
+        def convert(quantization, calibration_windows=None, progress_label=None):
+            check_quantizations([quantization])
+            calibrating = quantization == "int8"
+            if calibrating and calibration_windows is None:
                 raise TflError("full int8 quantization needs calibration windows from the "
                                "training split")
-            converter.representative_dataset = _representative_dataset(
-                signatures, calibration_windows)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        try:
-            # The converter logs a dozen C++ lines per file (SavedModel reading, op counts);
-            # in a notebook they would bury the results. A failure is still explained below.
-            with warnings.catch_warnings(), captured_stderr():
-                # Calibration runs TensorFlow's own deprecated interpreter internally; that
-                # warning is about the converter, not about anything a user can change.
-                warnings.filterwarnings("ignore", message=".*Interpreter is deprecated")
-                return converter.convert()
-        except Exception as error:  # the converter raises many types; all mean "cannot convert"
-            message = str(error).strip().splitlines()
-            raise TflError(
-                f"this model cannot be converted to TFLite as {quantization} with builtin ops "
-                f"({message[-1][:200] if message else type(error).__name__}); "
-                "try --quantize dynamic-int8 or float32") from None
+            progress = None
+            if progress_label:
+                stages = 1 + (len(calibration_windows) if calibrating else 0)
+                progress = Progress(stages, progress_label, unit="stages")
+            with progress or contextlib.nullcontext():
+                data = _convert(signatures, scratch, list(functions), quantization,
+                                calibration_windows, progress)
+                if progress:
+                    progress.advance()
+            return data
+
+        yield convert
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _convert(signatures, saved_model_dir, signature_keys, quantization, calibration_windows,
+             progress):
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir),
+                                                         signature_keys=signature_keys)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "dynamic-int8":
+        # One scale per weight matrix rather than per output channel: each channel's scale
+        # and 64-bit zero point are stored per tensor use, a visible share of a small
+        # model's file, while perplexity barely moves either way.
+        converter._experimental_disable_per_channel = True
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = _representative_dataset(
+            signatures, calibration_windows, progress)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        # The converter logs a dozen C++ lines per file (SavedModel reading, op counts);
+        # in a notebook they would bury the results. A failure is still explained below.
+        with warnings.catch_warnings(), captured_stderr():
+            # Calibration runs TensorFlow's own deprecated interpreter internally; that
+            # warning is about the converter, not about anything a user can change.
+            warnings.filterwarnings("ignore", message=".*Interpreter is deprecated")
+            return converter.convert()
+    except Exception as error:  # the converter raises many types; all mean "cannot convert"
+        message = str(error).strip().splitlines()
+        raise TflError(
+            f"this model cannot be converted to TFLite as {quantization} with builtin ops "
+            f"({message[-1][:200] if message else type(error).__name__}); "
+            "try --quantize dynamic-int8 or float32") from None
 
 
 def save_export_metadata(run, directory):
@@ -187,29 +230,75 @@ def save_export_metadata(run, directory):
     write_json_atomic(Path(directory) / CONFIG_FILE, run.settings.to_json())
 
 
-def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_dir=None):
+def check_quantizations(quantizations):
+    """Refuse an unknown TFLite variant name (one line, listing the known ones)."""
+    for quantization in quantizations:
+        if quantization not in QUANTIZATIONS:
+            raise TflError(f"unknown quantization {quantization!r}; choose from "
+                           f"{', '.join(QUANTIZATIONS)}")
+
+
+def check_output_folder(out, command, run_dir):
+    """Refuse, before any work, an `--out` that `command` must not replace or cannot write.
+
+    The replacement rule is `tfl.io.check_replaceable_output` (never the run read, a folder
+    holding it, or anything but an earlier output of the same command); on top of it, the
+    nearest existing folder on the way to `out` must be a folder this user may write in.
+
+    >>> check_output_folder("exports/new", "export", "saved_models/tx")  # doctest: +SKIP
+    """
+    check_replaceable_output(out, command, inputs=[run_dir])
+    path = Path(out).expanduser().absolute()
+    place = next(p for p in path.parents if p.exists())
+    if not place.is_dir():
+        raise TflError(f"--out {out}: {place} is a file, not a folder; choose another --out")
+    # Replacing `out` renames into its parent and empties `out` itself.
+    for folder in ([place, path] if path.exists() else [place]):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise TflError(f"--out {out}: no permission to write in {folder}; choose a folder "
+                           "you can write to")
+
+
+def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_dir=None,
+               log=None):
     """Export a run directory: SavedModel and/or TFLite files, with tokenizer and config.
 
-    Returns {"saved_model": path or None, "tflite": {quantization: path}}.
+    `out` is a new folder, or one an earlier `export_run` wrote, which is replaced as a whole
+    (`check_output_folder`); nothing is written if any step fails. With `log` (e.g. `print`),
+    each file's progress is shown.
+
+    >>> export_run("saved_models/tx", "exports/tx", ["float32", "int8"])  # doctest: +SKIP
+    {'out': 'exports/tx', 'saved_model': 'exports/tx/saved_model', 'tflite': {...}}
     """
     from tfl.run import load_run
 
+    quantizations = list(dict.fromkeys(quantizations))  # (a repeated name is one file)
+    check_quantizations(quantizations)
+    if not quantizations and not saved_model:
+        raise TflError("nothing to export: give at least one --quantize variant or keep the "
+                       "SavedModel")
+    check_output_folder(out, "export", run_dir)
     run = load_run(run_dir)
     twin = make_twin(run.model, run.model_config)
     calibration = None
     if "int8" in quantizations:
         calibration = calibration_windows_for_run(run, data_dir=data_dir)
-    out = Path(out)
-    result = {"saved_model": None, "tflite": {}}
+    out = Path(out).expanduser()
+    result = {"out": str(out), "saved_model": None, "tflite": {}}
     with atomic_directory(out) as tmp:
+        mark_output(tmp, "export")
         save_export_metadata(run, tmp)
         if saved_model:
+            if log:
+                log("writing the SavedModel ...")
             save_signatures(twin, run.model_config, tmp / "saved_model")
             result["saved_model"] = str(out / "saved_model")
-        for quantization in quantizations:
-            data = convert_to_tflite(twin, run.model_config, quantization, calibration)
-            (tmp / f"model-{quantization}.tflite").write_bytes(data)
-            result["tflite"][quantization] = str(out / f"model-{quantization}.tflite")
+        with tflite_converter(twin, run.model_config) as convert:
+            for index, quantization in enumerate(quantizations, 1):
+                name = f"model-{quantization}.tflite"
+                label = f"[{index}/{len(quantizations)}] {name}" if log else None
+                (tmp / name).write_bytes(convert(quantization, calibration, label))
+                result["tflite"][quantization] = str(out / name)
     return result
 
 

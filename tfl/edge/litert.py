@@ -8,6 +8,7 @@ rules as the Keras model (`tfl.inference.generate.generate_text`).
     tfl generate --tflite exports/model-int8.tflite --prompt "ROMEO:"
 """
 
+import contextlib
 import gzip
 import json
 import math
@@ -19,6 +20,7 @@ import numpy as np
 
 from tfl.errors import TflError
 from tfl.metrics import perplexity
+from tfl.progress import Progress
 from tfl.tokenizers.base import PAD_ID
 
 
@@ -127,19 +129,28 @@ class _LSTMStepDecoder:
         return out["logits"]
 
 
-def evaluate_tflite(model, token_ids):
+def evaluate_tflite(model, token_ids, progress_label=None):
     """Mean loss and perplexity of a `LiteRTModel` on `token_ids`, with the same windows as
     `tfl.inference.evaluate.evaluate_ids` (so the numbers compare directly with the Keras
-    model's)."""
+    model's). With `progress_label`, a progress line counts the windows.
+
+    >>> evaluate_tflite(LiteRTModel("exports/model-int8.tflite"), val_ids)  # doctest: +SKIP
+    {'loss': ..., 'perplexity': ..., 'tokens': ...}
+    """
     from tfl.inference.evaluate import eval_windows
 
     inputs, targets, weights = eval_windows(token_ids, model.seq_len)
     total = 0.0
-    for window, target, weight in zip(inputs, targets, weights):
-        logits = model.logits(window).astype(np.float64)  # (T, vocab)
-        log_norm = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
-        log_probs = logits[np.arange(len(target)), target] - logits.max(-1) - log_norm
-        total -= float((log_probs * weight).sum())
+    progress = (Progress(len(inputs), progress_label, unit="windows") if progress_label
+                else None)
+    with progress or contextlib.nullcontext():
+        for window, target, weight in zip(inputs, targets, weights):
+            logits = model.logits(window).astype(np.float64)  # (T, vocab)
+            log_norm = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
+            log_probs = logits[np.arange(len(target)), target] - logits.max(-1) - log_norm
+            total -= float((log_probs * weight).sum())
+            if progress:
+                progress.advance()
     count = int(weights.sum())
     loss = total / count
     return {"loss": loss, "perplexity": perplexity(loss), "tokens": count}
@@ -181,14 +192,15 @@ def generate_tflite(path, prompt="", max_new_tokens=200, sampler="top_k", temper
                          top_p=top_p, seed=seed, on_text=on_text)
 
 
-def measure_tflite(model, token_ids, prompt_ids, latency_tokens=32):
+def measure_tflite(model, token_ids, prompt_ids, latency_tokens=32, progress_label=None):
     """Measure one `LiteRTModel`: file size and gzip size, loss and perplexity on `token_ids`,
     and the median (min, max) milliseconds per greedy token generated after `prompt_ids`.
+    With `progress_label`, a progress line counts the evaluation windows.
 
     >>> model = LiteRTModel("exports/model-int8.tflite")  # doctest: +SKIP
     >>> measure_tflite(model, val_ids, prompt_ids)["ms_per_token"]  # doctest: +SKIP
     """
-    result = {**model.file_sizes(), **evaluate_tflite(model, token_ids)}
+    result = {**model.file_sizes(), **evaluate_tflite(model, token_ids, progress_label)}
     latency = token_latency(model, prompt_ids, new_tokens=latency_tokens)
     result["ms_per_token"] = latency["median"] * 1000
     result["ms_per_token_min"] = latency["min"] * 1000

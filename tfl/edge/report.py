@@ -13,6 +13,7 @@ For one trained run this writes, into one output directory:
 Nothing is left in the output directory if any step fails.
 """
 
+import numbers
 import time
 from pathlib import Path
 
@@ -25,35 +26,50 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
                  log=print):
     """Compress, export and measure a run (see the module docstring). Returns the report dict.
 
+    Every option and `out` are checked before anything is loaded. `out` is a new folder, or
+    one an earlier `optimize_run` wrote, which is replaced as a whole.
+
     Args:
-        prune: target sparsity (0 skips pruning).
+        prune: target sparsity in [0, 1) (0 skips pruning).
         quantize: quantization applied to the pruned model ("dynamic-int8", "int8",
             "float16" or "float32").
-        clusters: clusters per weight matrix (0 skips clustering).
+        clusters: clusters per weight matrix, at least 2 (0 skips clustering).
         qat: also run quantization-aware training.
         fine_tune_steps: training steps while pruning (clustering and QAT use a third).
         batch_size: fine-tuning batch (default: the run's training batch).
         max_chars: measure perplexity on only the first `max_chars` of the validation split.
+        log: where messages go (None: nowhere); with a `log`, long steps show progress lines.
+
+    >>> report = optimize_run("saved_models/tx", "saved_models/tx-optimized")  # doctest: +SKIP
+    >>> [row["variant"] for row in report["rows"]][:2]  # doctest: +SKIP
+    ['dense-float32', 'dense-float16']
     """
     from tfl.data import load_corpus
     from tfl.edge import compression
-    from tfl.edge.export import (QUANTIZATIONS, calibration_windows_for_run, convert_to_tflite,
-                                 save_export_metadata)
+    from tfl.edge.export import (QUANTIZATIONS, calibration_windows_for_run, check_output_folder,
+                                 save_export_metadata, tflite_converter)
     from tfl.edge.litert import LiteRTModel, measure_tflite
     from tfl.inference.evaluate import evaluate_ids
+    from tfl.io import mark_output
     from tfl.models.twin import make_twin
     from tfl.run import load_run
 
-    log = log or (lambda *a, **k: None)
     if quantize not in QUANTIZATIONS:
         raise TflError(f"--quantize takes one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
+    compression.check_options(prune, clusters, fine_tune_steps, batch_size)
+    if max_chars is not None and not (isinstance(max_chars, numbers.Integral)
+                                      and max_chars >= 1):
+        raise TflError(f"--max-chars takes a whole number of at least 1, got {max_chars}")
+    check_output_folder(out, "optimize", run_dir)
+    show_progress = log is not None
+    log = log or (lambda *a, **k: None)
     run = load_run(run_dir)
     config = run.model_config
     corpus = load_corpus(run.data.corpus, data_dir=data_dir)
     if not corpus.validation:
         raise TflError(f"{corpus.name} has no validation split to measure perplexity on")
     train_ids = run.tokenizer.encode(corpus.train)
-    val_ids = run.tokenizer.encode(corpus.validation[: max_chars or None])
+    val_ids = run.tokenizer.encode(corpus.validation[:max_chars])
     prompt_ids = run.tokenizer.encode(corpus.validation[:8])
     batch_size = batch_size or run.train_config.batch_size
     dense = make_twin(run.model, config)
@@ -64,45 +80,49 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
     calibration = calibration_windows_for_run(run, data_dir=data_dir)
 
     models = {"dense": (dense, {})}
+    fine_tune = {"batch_size": batch_size, "show_progress": show_progress}
     if prune:
         log(f"pruning to {prune:.0%} sparsity over {fine_tune_steps} fine-tuning steps ...")
         models["pruned"] = compression.prune(run.model, config, train_ids, prune,
-                                             steps=fine_tune_steps, batch_size=batch_size)
+                                             steps=fine_tune_steps, **fine_tune)
     if clusters:
         steps = max(2, fine_tune_steps // 3)
         log(f"clustering to {clusters} values per matrix over {steps} steps ...")
         models["clustered"] = compression.cluster(run.model, config, train_ids, clusters,
-                                                  steps=steps, batch_size=batch_size)
+                                                  steps=steps, **fine_tune)
     if qat:
         steps = max(2, fine_tune_steps // 3)
         log(f"quantization-aware training of the Dense layers over {steps} steps ...")
-        models["qat"] = compression.quantization_aware(
-            run.model, config, train_ids, steps=steps, batch_size=batch_size)
+        models["qat"] = compression.quantization_aware(run.model, config, train_ids,
+                                                       steps=steps, **fine_tune)
 
-    plan = [("dense", q) for q in QUANTIZATIONS]
-    if prune:
-        plan += [("pruned", "float32"), ("pruned", quantize)]
-    if clusters:
-        plan += [("clustered", "float32")]
-    if qat:
-        plan += [("qat", "int8")]
+    # The TFLite variants of each model (a model is traced once for all of its variants).
+    plan = {"dense": QUANTIZATIONS, "pruned": list(dict.fromkeys(["float32", quantize])),
+            "clustered": ["float32"], "qat": ["int8"]}
 
-    out = Path(out)
+    out = Path(out).expanduser()
     rows = []
     with atomic_directory(out) as tmp:
+        mark_output(tmp, "optimize")
         save_export_metadata(run, tmp)
-        for source, quantization in plan:
-            name = f"{source}-{quantization}"
-            started = time.perf_counter()
-            model, details = models[source]
-            data = convert_to_tflite(model, config, quantization, calibration)
-            (tmp / f"{name}.tflite").write_bytes(data)
-            measured = measure_tflite(LiteRTModel(tmp / f"{name}.tflite", config=config),
-                                      val_ids, prompt_ids)
-            rows.append({"variant": name, "file": f"{name}.tflite", "source": source,
-                         "quantization": quantization, **measured, **_summary(details)})
-            log(f"  {name:22s} {measured['bytes']:>10,} bytes  perplexity "
-                f"{measured['perplexity']:.4f}  ({time.perf_counter() - started:.0f} s)")
+        total = sum(len(plan[source]) for source in models)
+        for source, (model, details) in models.items():
+            with tflite_converter(model, config) as convert:
+                for quantization in plan[source]:
+                    name = f"{source}-{quantization}"
+                    counter = f"[{len(rows) + 1}/{total}] {name}"
+                    converting, evaluating = ((f"{counter}: TFLite conversion",
+                                               f"{counter}: LiteRT evaluation") if show_progress
+                                              else (None, None))
+                    started = time.perf_counter()
+                    (tmp / f"{name}.tflite").write_bytes(
+                        convert(quantization, calibration, converting))
+                    measured = measure_tflite(LiteRTModel(tmp / f"{name}.tflite", config=config),
+                                              val_ids, prompt_ids, progress_label=evaluating)
+                    rows.append({"variant": name, "file": f"{name}.tflite", "source": source,
+                                 "quantization": quantization, **measured, **_summary(details)})
+                    log(f"  {name:22s} {measured['bytes']:>10,} bytes  perplexity "
+                        f"{measured['perplexity']:.4f}  ({time.perf_counter() - started:.0f} s)")
         reference = rows[0]
         for row in rows:
             row["size_ratio"] = reference["bytes"] / row["bytes"]
@@ -111,7 +131,7 @@ def optimize_run(run_dir, out, prune=0.8, quantize="dynamic-int8", clusters=16, 
         report = {
             "run_dir": str(run_dir), "architecture": config.architecture,
             "keras": keras_eval, "twin_max_logit_difference": twin_difference,
-            "validation_chars": len(corpus.validation[: max_chars or None]),
+            "validation_chars": len(corpus.validation[:max_chars]),
             "rows": rows,
             "compression": {source: details for source, (_, details) in models.items()
                             if details},
