@@ -46,14 +46,18 @@ class Progress:
         unit: the unit's name in the line.
         stream: where to write (default stdout).
         every_seconds: on a non-interactive stream, the longest quiet time between lines.
+        quiet_seconds: on a non-interactive stream, no intermediate line before this much
+            time has passed (work that ends sooner prints only its final line).
         extra: a function returning a short text appended to the line (e.g. the loss).
     """
 
-    def __init__(self, total, label, unit="steps", stream=None, every_seconds=30.0, extra=None):
+    def __init__(self, total, label, unit="steps", stream=None, every_seconds=30.0, extra=None,
+                 quiet_seconds=2.0):
         self.total, self.label, self.unit = max(int(total), 1), label, unit
         self.stream = stream or sys.stdout
         self.interactive = _interactive(self.stream)
         self.every_seconds, self.extra = every_seconds, extra
+        self.quiet_seconds = quiet_seconds
         self.done = 0
         self.started = self._last_line = time.perf_counter()
         self._last_tenth = 0
@@ -74,8 +78,8 @@ class Progress:
         if self.interactive:
             if now - self._last_line >= 0.2 or self.done == self.total:
                 self._write()
-        elif self.done < self.total and (tenth > self._last_tenth
-                                         or now - self._last_line >= self.every_seconds):
+        elif (self.done < self.total and now - self.started >= self.quiet_seconds
+              and (tenth > self._last_tenth or now - self._last_line >= self.every_seconds)):
             self._last_tenth = tenth
             self._write()  # (the last line is written by __exit__, with the time taken)
 
