@@ -29,7 +29,8 @@ def test_help_does_not_import_tensorflow():
 def test_data_list_json(capsys):
     assert main(["data", "list", "--json"]) == 0
     corpora = json.loads(capsys.readouterr().out)["corpora"]
-    assert set(corpora) == {"tiny_shakespeare", "python_docs"}
+    assert {"tiny_shakespeare", "python_docs"} <= set(corpora)
+    assert all(isinstance(text, str) and text for text in corpora.values())
 
 
 def test_data_inspect_json_on_tiny_shakespeare(shakespeare_path, capsys, monkeypatch):
@@ -54,16 +55,65 @@ def test_data_inspect_text_output(capsys):
     [
         (["data", "inspect", "no_such_corpus"], "unknown corpus"),
         (["data", "inspect", "/no/such/file.txt"], "no such file"),
-        (["data", "inspect", "python_docs", "--tokenizer", "bpe"], "unknown tokenizer"),
+        (["data", "inspect", "python_docs", "--tokenizer", "sentencepiece"], "unknown tokenizer"),
         (["data", "inspect", "python_docs", "--vocab-size", "2"], "too small"),
         (["data", "inspect", "python_docs", "--seq-len", "100000"], "fewer than"),
+        (["data", "inspect", "python_docs", "--seq-len", "0"], "seq_len"),
+        (["data", "inspect", "python_docs", "--batch-size", "-3"], "batch size"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(args, message, capsys):
     assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("tfl: error:") and message in err
-    assert err.count("\n") == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tfl: error:") and message in captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+# Mistakes in the settings of generate, eval and ngram, on a real run: each must be refused with
+# one line before anything runs. Were a check missing, generation or evaluation would go ahead
+# (exit 0, text on stdout) or fail deep inside TensorFlow (a traceback, not exit 2).
+RUN = "{run}"
+GENERATE = ["generate", RUN, "--prompt", "the"]  # the prompt must not be printed either
+SETTING_MISTAKES = [
+    (GENERATE + ["--sampler", "beam", "--num-beams", "0"], "num_beams"),
+    (GENERATE + ["--sampler", "beam", "--num-beams", "-2"], "num_beams"),
+    (GENERATE + ["--sampler", "greedy", "--top-p", "1.5"], "top_p"),
+    (GENERATE + ["--sampler", "temperature", "--top-k", "0"], "top_k"),
+    (GENERATE + ["--sampler", "top_k", "--top-p", "nan"], "top_p"),
+    (GENERATE + ["--max-new-tokens", "-1"], "max_new_tokens"),
+    (GENERATE + ["--temperature", "0"], "temperature"),
+    (GENERATE + ["--temperature", "-1"], "temperature"),
+    (GENERATE + ["--sampler", "greedy", "--temperature", "nan"], "temperature"),
+    (GENERATE + ["--sampler", "topk"], "did you mean 'top_k'"),
+    (["eval", RUN, "--max-chars", "0"], "max_chars"),
+    (["eval", RUN, "--max-chars", "-5"], "max_chars"),
+    (["eval", RUN, "--ngram", "-1"], "ngram_order"),
+    (["eval", RUN, "--split", "dev"], "unknown split"),
+    (["ngram", "python_docs", "--order", "0"], "order"),
+    (["ngram", "/no/such/corpus.txt", "--order", "0"], "order"),  # checked before reading
+    (["ngram", "python_docs", "--order", "3", "-2"], "order"),
+    (["ngram", "python_docs", "--split", "dev"], "unknown split"),
+]
+
+
+@pytest.mark.parametrize("args, message", SETTING_MISTAKES, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_setting_mistakes_exit_2_with_one_line_and_nothing_on_stdout(args, message, trained_runs,
+                                                                     capsys):
+    args = [a.format(run=trained_runs["transformer"]) for a in args]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tfl: error:") and message in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+def test_unigram_baseline_is_meaningful(trained_runs, capsys):
+    assert main(["eval", str(trained_runs["transformer"]), "--split", "validation", "--ngram", "1",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["model"] for row in rows][1] == "1-gram Kneser-Ney"
+    assert rows[0]["perplexity"] < rows[1]["perplexity"]  # the trained model beats unigrams
 
 
 def test_mistake_in_a_subprocess_shows_no_traceback(text_file):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfl.errors import TflError
-from tfl.inference.evaluate import eval_windows, evaluate_ids, evaluate_split
+from tfl.inference.evaluate import eval_windows, evaluate_ids, evaluate_run, evaluate_split
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.tokenizers import CharTokenizer
 
@@ -58,3 +58,13 @@ def test_too_short_to_evaluate():
     model = build_model(TransformerConfig.from_preset("nano", vocab_size=11))
     with pytest.raises(TflError, match="at least 2"):
         evaluate_ids(model, [4], 32)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_chars": 0}, "max_chars"), ({"max_chars": -5}, "max_chars"),
+    ({"ngram_order": -1}, "ngram_order"), ({"ngram_order": 2.5}, "ngram_order"),
+    ({"splits": ["dev"]}, "unknown split")])
+def test_evaluate_run_checks_its_settings_before_loading_anything(tmp_path, options, message):
+    # No run exists here: were the settings checked after loading, the error would be that.
+    with pytest.raises(TflError, match=message):
+        evaluate_run(tmp_path / "no-run", **options)

@@ -1,19 +1,23 @@
 import gc
+import itertools
 import json
 import weakref
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfl.errors import TflError
 from tfl.inference import decoders
 from tfl.inference.decoders import (CachedTransformerDecoder, RecomputeDecoder,
                                     StatefulLSTMDecoder, make_decoder)
-from tfl.inference.generate import beam_search, decode_loop, generate, generate_ids
-from tfl.inference.sampling import make_sampler
+from tfl.inference.generate import (beam_search, decode_ids, decode_loop, generate,
+                                    generate_ids)
+from tfl.inference.sampling import SAMPLERS, make_sampler
 from tfl.models import LSTMConfig, TransformerConfig, build_model
 from tfl.models.parts import LSTMParts, TransformerParts
-from tfl.tokenizers.base import BOS_ID
+from tfl.run import load_run
+from tfl.tokenizers.base import BOS_ID, NUM_SPECIAL
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,17 @@ def rotary_transformer():
 def lstm():
     config = LSTMConfig.from_preset("nano", vocab_size=23, num_layers=2)
     return build_model(config), config
+
+
+@pytest.fixture(scope="module")
+def trained(trained_runs):
+    """The session's trained runs, loaded once: name -> Run. Their text is learned, so the
+    tokens that decoders and samplers choose are not a random model's near-ties."""
+    return {name: load_run(path) for name, path in trained_runs.items()}
+
+
+def prompt_ids(run, text="the old f"):
+    return run.tokenizer.encode(text, errors="strict")
 
 
 @pytest.mark.parametrize("which", ["transformer", "rotary_transformer"])
@@ -69,12 +84,125 @@ def test_stateful_lstm_equals_rerunning_the_full_sequence(lstm):
         np.testing.assert_allclose(decoder.step(ids[:, t])[0], full[t], atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler", ["greedy", "top_k", "top_p", "temperature", "beam"])
-def test_cached_and_uncached_generation_agree(transformer, sampler):
-    model, config = transformer
-    a = generate_ids(model, config, [5, 6], 12, sampler=sampler, seed=3)
-    b = generate_ids(model, config, [5, 6], 12, sampler=sampler, seed=3, cached=False)
-    assert a == b and len(a) == 12
+@pytest.mark.parametrize("sampler", ["greedy", "top_k", "top_p", "temperature"])
+def test_cached_and_uncached_generation_agree(trained, sampler):
+    run = trained["transformer"]
+    args = (run.model, run.model_config, prompt_ids(run), 40)  # past the 32-token window
+    a = generate_ids(*args, sampler=sampler, seed=3)
+    b = generate_ids(*args, sampler=sampler, seed=3, cached=False)
+    assert a == b and len(a) == 40
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm"])  # rotary: step by step below
+def test_beam_search_over_the_cache_equals_beam_search_recomputing(trained, name):
+    # The uncached decoder re-reads every beam's whole prompt at every step, so a cache that
+    # keeps the wrong keys, values or state, or loses them when beams are reordered, differs.
+    run = trained[name]
+    args = (run.model, run.model_config, prompt_ids(run), 20)
+    cached = generate_ids(*args, sampler="beam", num_beams=4)
+    recomputed = generate_ids(*args, sampler="beam", num_beams=4, cached=False)
+    assert cached == recomputed and len(cached) == 20
+    assert run.tokenizer.decode(cached) != run.tokenizer.decode(cached[:1]) * 20  # not stuck
+
+
+@pytest.mark.parametrize("name", ["transformer", "rotary", "lstm"])
+def test_beam_steps_over_the_cache_equal_recomputation(trained, name):
+    # Step by step, as keras-hub's BeamSampler drives a decoder: the cache is repeated once
+    # per beam, and after every step its rows are reordered with the beams they belong to.
+    # Each step's logits must equal those recomputed from the beam's whole prompt.
+    run = trained[name]
+    model, config = run.model, run.model_config
+    context, beams, rng = prompt_ids(run), 3, np.random.default_rng(0)
+    total = len(context) + 8
+    prompt = np.zeros((beams, total), np.int32)
+    prompt[:, : len(context)] = context
+    cached, reference = make_decoder(model, config), RecomputeDecoder(model, config)
+    cache = tf.repeat(cached.beam_start(np.array([context])), beams, axis=0)
+    for index in range(len(context), total):
+        index = tf.constant(index)  # a tensor, as the sampler's loop passes it
+        logits, _, cache = cached.beam_next(tf.constant(prompt), cache, index)
+        expected, _, _ = reference.beam_next(tf.constant(prompt), (), index)
+        np.testing.assert_allclose(logits, expected, atol=1e-4)
+        order = rng.integers(0, beams, size=beams)  # beams kept, dropped or duplicated
+        prompt, cache = prompt[order], tf.gather(cache, order)
+        prompt[:, int(index)] = rng.integers(NUM_SPECIAL, config.vocab_size, size=beams)
+
+
+def test_beam_search_with_enough_beams_finds_the_most_likely_continuation():
+    # With 4 tokens that may be generated, 16 beams keep every 2-token prefix, so beam search
+    # over 3 tokens is exhaustive: it must return the continuation with the highest
+    # probability, computed here from full forward passes over all 4**3 candidates. The weights
+    # (drawn from a fixed seed) and the prompt make a case where the greedy choice is not the
+    # best continuation, so beam search that degenerates to greedy fails.
+    config = TransformerConfig.from_preset("nano", vocab_size=NUM_SPECIAL + 4)
+    model = build_model(config)
+    rng = np.random.default_rng(34)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    prompt = [3, 3, 4]
+    candidates = np.array(list(itertools.product(range(NUM_SPECIAL, NUM_SPECIAL + 4), repeat=3)))
+    windows = np.zeros((len(candidates), config.seq_len), np.int32)
+    windows[:, :3] = prompt
+    windows[:, 3:6] = candidates
+    logits = model(windows, training=False).numpy().astype(np.float64)[:, 2:5, NUM_SPECIAL:]
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))  # special tokens excluded
+    scores = np.take_along_axis(log_probs, (candidates - NUM_SPECIAL)[..., None], -1).sum((1, 2))
+    best, runner_up = np.sort(scores)[-1], np.sort(scores)[-2]
+    assert best - runner_up > 0.05  # a clear winner
+    expected = candidates[np.argmax(scores)].tolist()
+    assert generate_ids(model, config, prompt, 3, sampler="greedy") != expected
+    assert generate_ids(model, config, prompt, 3, sampler="beam", num_beams=16) == expected
+
+
+# --- padding, unknown and start tokens are never generated -------------------------------------
+
+
+def favour_special_tokens(logits):
+    """Logits (..., vocab) with padding, unknown and start-of-text made by far the most likely."""
+    special = tf.range(tf.shape(logits)[-1]) < NUM_SPECIAL
+    return tf.where(special, logits + 40.0, logits)
+
+
+class CachedFavouringSpecial(CachedTransformerDecoder):
+    def _call_with_cache(self, token_ids, cache, index):
+        logits, cache = super()._call_with_cache(token_ids, cache, index)
+        return favour_special_tokens(logits), cache
+
+
+class StatefulFavouringSpecial(StatefulLSTMDecoder):
+    def _step_tensor(self, token, states, index=None):
+        logits, states = super()._step_tensor(token, states, index)
+        return favour_special_tokens(logits), states
+
+
+class RecomputeFavouringSpecial(RecomputeDecoder):
+    def window_logits(self, window, position):
+        return favour_special_tokens(super().window_logits(window, position))
+
+
+@pytest.fixture(scope="module")
+def favouring_special(trained):
+    """Decoders of the trained runs whose logits favour the special tokens, made once per
+    module so that each compiles its steps once for all samplers."""
+    kinds = {"cached": ("transformer", CachedFavouringSpecial),
+             "recomputing": ("transformer", RecomputeFavouringSpecial),
+             "stateful-lstm": ("lstm", StatefulFavouringSpecial)}
+    return {kind: (trained[name], decoder_class(trained[name].model, trained[name].model_config))
+            for kind, (name, decoder_class) in kinds.items()}
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("kind", ["cached", "recomputing", "stateful-lstm"])
+def test_special_tokens_are_never_generated_even_when_most_likely(favouring_special, kind,
+                                                                  sampler):
+    run, decoder = favouring_special[kind]
+    prompt = prompt_ids(run)
+    assert np.argmax(decoder.start(np.array([prompt]))) < NUM_SPECIAL  # what would be chosen
+    # 40 tokens cross the 32-token window (one slide); beam search stays within one window.
+    new_tokens = 20 if sampler == "beam" else 40
+    ids = decode_ids(decoder, prompt, new_tokens, run.model_config.seq_len, sampler=sampler,
+                     seed=0, top_k=5, top_p=0.95)
+    assert len(ids) == new_tokens and min(ids) >= NUM_SPECIAL
 
 
 @pytest.mark.parametrize("which", ["transformer", "rotary_transformer"])
@@ -126,12 +254,12 @@ def test_repeated_generation_reuses_the_compiled_decoder(which, parts, request, 
 def test_a_model_no_longer_used_is_freed():
     config = TransformerConfig.from_preset("nano", vocab_size=23)
     first = build_model(config)
-    generate_ids(first, config, [5], 2)
+    generate_ids(first, config, [5], 2)  # its decoder compiled and kept
     freed = weakref.ref(first)
     del first
-    for _ in range(decoders._DECODERS.max_size):  # newer models push the first one out
+    for _ in range(decoders._DECODERS.max_size):  # newer models' decoders push it out
         model = build_model(config)
-        generate_ids(model, config, [5], 2)
+        make_decoder(model, config)
     del model
     gc.collect()
     assert freed() is None
@@ -216,13 +344,37 @@ def test_empty_prompt_starts_from_the_start_token():
     assert decoder.contexts == [[[BOS_ID]]]
 
 
-def test_bad_sampler_settings():
+def test_unknown_sampler():
     with pytest.raises(TflError, match="did you mean 'top_k'"):
         make_sampler("topk")
-    with pytest.raises(TflError, match="temperature"):
-        make_sampler("temperature", temperature=0)
-    with pytest.raises(TflError, match="top_p"):
-        make_sampler("top_p", top_p=1.5)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("setting, message", [
+    ({"temperature": 0}, "temperature"), ({"temperature": -1.0}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"), ({"temperature": float("inf")}, "temperature"),
+    ({"top_k": 0}, "top_k"), ({"top_k": 2.5}, "top_k"), ({"top_p": 0}, "top_p"),
+    ({"top_p": 1.5}, "top_p"), ({"top_p": float("nan")}, "top_p"), ({"num_beams": 0}, "num_beams"),
+    ({"num_beams": -2}, "num_beams")])
+def test_an_impossible_setting_is_refused_whatever_the_sampler(sampler, setting, message):
+    with pytest.raises(TflError, match=message):
+        make_sampler(sampler, **setting)
+
+
+def test_top_k_above_the_vocabulary_keeps_every_token(trained):
+    run = trained["transformer"]
+    vocab_size = run.model_config.vocab_size
+    args = (run.model, run.model_config, prompt_ids(run), 30)
+    assert generate_ids(*args, sampler="top_k", top_k=vocab_size + 100, seed=4) == \
+        generate_ids(*args, sampler="top_k", top_k=vocab_size, seed=4)
+
+
+def test_max_new_tokens_is_checked(transformer):
+    model, config = transformer
+    assert generate_ids(model, config, [5], 0) == []
+    for bad in (-1, 2.5):
+        with pytest.raises(TflError, match="max_new_tokens"):
+            generate_ids(model, config, [5], bad)
 
 
 def test_beam_search_stays_within_one_window(transformer):
@@ -234,38 +386,32 @@ def test_beam_search_stays_within_one_window(transformer):
 # --- the text API and the CLI ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from tfl.training.config import TrainConfig
-    from tfl.training.workflow import train
-
-    root = tmp_path_factory.mktemp("gen")
-    corpus = root / "toy.txt"
-    corpus.write_text("hello world, hello there.\n" * 200)
-    train("transformer", "nano", str(corpus), root / "run", log=None,
-          train_config=TrainConfig(steps=4, eval_interval=4, batch_size=4, eval_batches=1,
-                                   sample_tokens=0))
-    return root / "run"
-
-
-def test_generate_text_streams_and_refuses_unknown_characters(tiny_run):
+def test_generate_text_streams_and_refuses_unknown_characters(trained_runs, trained):
     pieces = []
-    text = generate(tiny_run, "hello", 20, sampler="top_k", seed=5, on_text=pieces.append)
+    text = generate(trained_runs["transformer"], "the ", 20, sampler="top_k", seed=5,
+                    on_text=pieces.append)
     assert "".join(pieces) == text and len(text) == 20
-    assert generate(tiny_run, "hello", 20, sampler="top_k", seed=5) == text
+    run = trained["transformer"]  # the same run, loaded: the same text
+    assert generate(run, "the ", 20, sampler="top_k", seed=5) == text
     with pytest.raises(TflError, match="'Z'.*'é'|'é'.*'Z'"):
-        generate(tiny_run, "Zé hello", 5)
+        generate(run, "Zé the", 5)
 
 
-def test_cli_generate(tiny_run, capsys):
+def test_cli_generate(trained_runs, capsys):
     from tfl.cli import main
 
-    assert main(["generate", str(tiny_run), "--prompt", "hel", "--max-new-tokens", "12",
-                 "--seed", "1", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["prompt"] == "hel" and len(result["text"]) == 12
-    assert main(["generate", str(tiny_run), "--prompt", "hel", "--max-new-tokens", "12",
-                 "--seed", "1"]) == 0
-    assert capsys.readouterr().out == "hel" + result["text"] + "\n"
-    assert main(["generate", str(tiny_run), "--prompt", "~~", "--max-new-tokens", "3"]) == 2
-    assert "characters not in the tokenizer's vocabulary: '~'" in capsys.readouterr().err
+    # --top-k above the vocabulary: every token is kept, and a note on stderr says so.
+    command = ["generate", str(trained_runs["transformer"]), "--prompt", "the",
+               "--max-new-tokens", "12", "--seed", "1", "--top-k", "1000"]
+    assert main(command + ["--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # the note does not spoil the JSON on stdout
+    assert result["prompt"] == "the" and len(result["text"]) == 12
+    assert captured.err.startswith("tfl: note: --top-k 1000 is more than the")
+    assert captured.err.count("\n") == 1
+    assert main(command) == 0
+    assert capsys.readouterr().out == "the" + result["text"] + "\n"
+    assert main(command[:-2] + ["--prompt", "~~"]) == 2
+    captured = capsys.readouterr()
+    assert "characters not in the tokenizer's vocabulary: '~'" in captured.err
+    assert captured.out == ""  # the prompt is not printed before the error

@@ -27,8 +27,10 @@ FULL = {
 }
 FAST = {
     "models": [
-        ("transformer", "nano", dict(steps=60, batch_size=8, eval_interval=30, eval_batches=5)),
-        ("lstm", "nano", dict(steps=60, batch_size=8, eval_interval=30, eval_batches=5)),
+        ("transformer", "nano", dict(steps=300, batch_size=16, eval_interval=150, eval_batches=5,
+                                     learning_rate=3e-3, warmup_steps=20)),
+        ("lstm", "nano", dict(steps=300, batch_size=16, eval_interval=150, eval_batches=5,
+                              learning_rate=1e-2, warmup_steps=20)),
     ],
     "ngram_order": 3,
     "eval_chars": 20_000,
@@ -52,6 +54,7 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
     from tfl.training.config import TrainConfig
     from tfl.training.workflow import train
 
+    quiet = log is None  # long steps show progress only for a caller that logs
     log = log or (lambda *a, **k: None)
     plan = FAST if fast else FULL
     out = Path(out_dir)
@@ -83,7 +86,7 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
         log(f"== 4. train {name}")
         config = TrainConfig(sample_tokens=0 if fast else 100, **options)
         history = train(architecture, preset, corpus_obj.name, out / name,
-                        train_config=config, data_dir=data_dir, log=log)
+                        train_config=config, data_dir=data_dir, log=None if quiet else log)
         histories[name] = history
         run = load_run(out / name)
         result = evaluate_split(run.model, run.tokenizer, corpus_obj.validation,
@@ -103,7 +106,8 @@ def run_quickstart(out_dir="saved_models/quickstart", fast=False, corpus="tiny_s
     compression = optimize_run(out / name, out / f"{name}-tflite", prune=0.8,
                                quantize="dynamic-int8", clusters=16,
                                fine_tune_steps=plan["fine_tune_steps"],
-                               max_chars=plan["eval_chars"], data_dir=data_dir, log=log)
+                               max_chars=plan["eval_chars"], data_dir=data_dir,
+                               log=None if quiet else log)
     edge_file = out / f"{name}-tflite" / "pruned-dynamic-int8.tflite"
     edge_sample = generate_tflite(edge_file, PROMPT, plan["sample_tokens"], sampler="top_k",
                                   top_k=10, temperature=0.8, seed=0)
@@ -172,12 +176,10 @@ def render_summary(summary):
 
 
 def _plot_losses(histories, baseline_loss, path):
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name, history in histories.items():
         ax.plot([r["tokens"] for r in history], [r["val_loss"] for r in history], marker="o",
                 label=f"{name} (validation)")
@@ -188,20 +190,16 @@ def _plot_losses(histories, baseline_loss, path):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _plot_perplexities(rows, path):
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.bar([r["model"] for r in rows], [r["perplexity"] for r in rows], color="tab:blue")
     ax.set_ylabel("validation perplexity")
     ax.tick_params(axis="x", labelrotation=15)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 

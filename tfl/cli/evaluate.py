@@ -35,10 +35,11 @@ def add_commands(commands):
     parser.add_argument("run_dir")
     parser.add_argument("--split", nargs="+", default=["validation", "test"],
                         help="splits to evaluate (empty splits are skipped)")
-    parser.add_argument("--max-chars", type=int, default=None,
-                        help="evaluate only the first N characters of each split")
+    parser.add_argument("--max-chars", type=int, default=None, metavar="N",
+                        help="evaluate only the first N characters of each split (N >= 1)")
     parser.add_argument("--ngram", type=int, default=0, metavar="N",
-                        help="also fit and evaluate an N-gram Kneser-Ney baseline")
+                        help="also fit and evaluate an N-gram Kneser-Ney baseline (N >= 1; "
+                        "1 is a unigram model; default 0: none)")
     add_data_dir(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=evaluate)
@@ -47,7 +48,8 @@ def add_commands(commands):
     baseline.add_argument("corpus")
     baseline.add_argument("--tokenizer", default="char")
     baseline.add_argument("--vocab-size", type=int, default=None)
-    baseline.add_argument("--order", type=int, nargs="+", default=[3, 5])
+    baseline.add_argument("--order", type=int, nargs="+", default=[3, 5],
+                          help="n-gram orders, each at least 1 (1 is a unigram model)")
     baseline.add_argument("--smoothing", choices=["kneser_ney", "add_k"], default="kneser_ney")
     baseline.add_argument("--split", default="validation")
     add_data_dir(baseline)

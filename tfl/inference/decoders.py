@@ -10,7 +10,8 @@ more token per row. `max_context` is how many tokens the decoder can hold (None:
   or 500. The cached step is the model's own (`tfl.models.parts`); the decoder compiles it and
   keeps track of the position.
 - `StatefulLSTMDecoder`: carries each LSTM layer's (h, c) state from step to step.
-- `RecomputeDecoder`: the reference. Re-runs the whole window for every token.
+- `RecomputeDecoder`: the reference. Re-runs the whole window for every token (beam search
+  included).
 
 The fast decoders sample many tokens per compiled call (`sample_segment`) in a loop of their own
 rather than keras-hub's `Sampler.__call__` loop: that loop returns only the token buffer and drops
@@ -51,7 +52,8 @@ class RecomputeDecoder:
     """Full recomputation over the window for every new token (the uncached reference).
 
     The model is causal, so padding the window on the right never changes the logits at the
-    last real position.
+    last real position. Beam search recomputes too: each step re-reads every beam's whole
+    prompt, so it checks the cached decoder's beam search independently.
     """
 
     def __init__(self, model, config):
@@ -78,7 +80,21 @@ class RecomputeDecoder:
         if n > self.seq_len:
             raise TflError(f"context of {n} tokens exceeds the model's {self.seq_len}")
         window = _pad_right(self.context, self.seq_len)
-        return self._logits_at(window, tf.constant(n - 1)).numpy()
+        return self.window_logits(tf.constant(window), tf.constant(n - 1)).numpy()
+
+    def window_logits(self, window, position):
+        """Next-token logits (B, vocab) at `position` of `window` (B, seq_len), recomputed."""
+        return self._logits_at(window, position)
+
+    # keras-hub's BeamSampler calls `next(prompt, cache, index)`; nothing is cached here.
+    def beam_start(self, context):
+        return ()
+
+    def beam_next(self, prompt, cache, index):
+        prompt = tf.cast(prompt, tf.int32)  # (beams, total), total <= seq_len
+        window = tf.pad(prompt, [[0, 0], [0, self.seq_len - prompt.shape[1]]],
+                        constant_values=PAD_ID)  # (beams, seq_len)
+        return self.window_logits(window, index - 1), None, cache
 
 
 SEGMENT_TOKENS = 64  # most tokens sampled in one compiled call (keeps streaming responsive)

@@ -17,6 +17,7 @@ mean over real tokens only.
 """
 
 import math
+import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -97,18 +98,25 @@ def evaluate_run(run_dir, splits=("validation", "test"), max_chars=None, ngram_o
 
     Returns `{"run_dir": ..., "rows": [{"model", "split", "loss", "perplexity",
     "bits_per_char", "tokens"}, ...]}`. Empty splits (Tiny Shakespeare has no test split) are
-    skipped.
+    skipped. `max_chars` is None (whole splits) or at least 1; `ngram_order` is 0 (no baseline)
+    or an n-gram order of at least 1.
     """
     from tfl.data import load_corpus
     from tfl.data.corpora import SPLITS
+    from tfl.models.ngram import check_max_chars
     from tfl.run import load_run
 
+    check_max_chars(max_chars)  # before anything is loaded
+    if ngram_order != 0 and not (isinstance(ngram_order, numbers.Integral) and ngram_order >= 1):
+        raise TflError(f"ngram_order must be 0 (no baseline) or an n-gram order of at least 1 "
+                       f"(1: unigrams), got {ngram_order}")
+    for split in splits:
+        if split not in SPLITS:
+            raise TflError(f"unknown split {split!r}; use validation, test or train")
     run = load_run(run_dir, which=which)
     corpus = load_corpus(run.data.corpus, data_dir=data_dir)
     rows = []
     for split in splits:
-        if split not in SPLITS:
-            raise TflError(f"unknown split {split!r}; use validation, test or train")
         if not corpus.split(split):
             continue
         result = evaluate_split(run.model, run.tokenizer, corpus.split(split),

@@ -29,7 +29,8 @@ import tensorflow as tf
 
 from tfl.errors import TflError
 from tfl.inference.decoders import SEGMENT_TOKENS, make_decoder
-from tfl.inference.sampling import make_sampler, next_token, without_special_tokens
+from tfl.inference.sampling import (check_sampler_settings, make_sampler, next_token,
+                                    without_special_tokens)
 from tfl.tokenizers.base import BOS_ID, PAD_ID
 
 
@@ -100,8 +101,7 @@ def decode_ids(decoder, prompt_ids, max_new_tokens, seq_len, sampler="greedy", o
 
     `sampler` is a name (with `sampler_options` for `make_sampler`) or a keras-hub sampler.
     """
-    if max_new_tokens < 0:
-        raise TflError("--max-new-tokens must be zero or more")
+    check_max_new_tokens(max_new_tokens)
     chosen = make_sampler(sampler, **sampler_options) if isinstance(sampler, str) else sampler
     if max_new_tokens == 0:
         return []
@@ -113,10 +113,22 @@ def decode_ids(decoder, prompt_ids, max_new_tokens, seq_len, sampler="greedy", o
     return decode_loop(decoder, prompt_ids, max_new_tokens, chosen, seq_len, on_token)
 
 
+def check_max_new_tokens(max_new_tokens):
+    """Raise a one-line `TflError` unless `max_new_tokens` is a whole number, zero or more."""
+    whole = isinstance(max_new_tokens, (int, np.integer)) and not isinstance(max_new_tokens, bool)
+    if not whole or max_new_tokens < 0:
+        raise TflError(f"max_new_tokens must be a whole number, zero or more, got {max_new_tokens}")
+
+
 def generate_ids(model, config, prompt_ids, max_new_tokens, sampler="greedy", cached=True,
                  on_token=None, **sampler_options):
-    """New token ids continuing `prompt_ids`, from a Keras model and its config."""
-    decoder = make_decoder(model, config, cached=cached or sampler == "beam")
+    """New token ids continuing `prompt_ids`, from a Keras model and its config.
+
+    `cached=False` decodes with the recomputing reference, beam search included.
+    """
+    decoder = make_decoder(model, config, cached=cached)
+    if isinstance(sampler, str):
+        sampler_options.setdefault("vocab_size", config.vocab_size)
     return decode_ids(decoder, prompt_ids, max_new_tokens, config.seq_len, sampler, on_token,
                       **sampler_options)
 
@@ -160,7 +172,7 @@ def generate_text(decoder, tokenizer, seq_len, prompt="", max_new_tokens=200, sa
     stream = TextStream(tokenizer, on_text) if on_text else None
     ids = decode_ids(decoder, prompt_ids, max_new_tokens, seq_len, sampler, on_token=stream,
                      temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
-                     seed=seed)
+                     seed=seed, vocab_size=tokenizer.vocab_size)
     text = tokenizer.decode(ids)
     if stream:
         stream.finish(text)
@@ -176,7 +188,9 @@ def generate(run, prompt="", max_new_tokens=200, sampler="top_k", temperature=1.
         prompt: text to continue; characters outside a character vocabulary are an error.
         max_new_tokens: tokens to generate.
         sampler: "greedy", "temperature", "top_k", "top_p" or "beam".
-        temperature, top_k, top_p, num_beams: sampler settings.
+        temperature, top_k, top_p, num_beams: sampler settings, all checked whichever sampler
+            is chosen (`check_sampler_settings`); a top_k above the vocabulary size keeps
+            every token.
         seed: makes sampling reproducible.
         cached: use the key/value cache (Transformer) or carried state (LSTM).
         on_text: called with each new piece of text as it is produced (for streaming).
@@ -187,9 +201,11 @@ def generate(run, prompt="", max_new_tokens=200, sampler="top_k", temperature=1.
     """
     from tfl.run import load_run
 
+    check_max_new_tokens(max_new_tokens)  # before loading anything
+    check_sampler_settings(sampler, temperature, top_k, top_p, num_beams)
     if isinstance(run, (str, Path)):
         run = load_run(run)
-    decoder = make_decoder(run.model, run.model_config, cached=cached or sampler == "beam")
+    decoder = make_decoder(run.model, run.model_config, cached=cached)
     return generate_text(decoder, run.tokenizer, run.model_config.seq_len, prompt, max_new_tokens,
                          sampler=sampler, temperature=temperature, top_k=top_k, top_p=top_p,
                          num_beams=num_beams, seed=seed, on_text=on_text)

@@ -1,8 +1,9 @@
 """Looking inside a trained Transformer: the attention weights of one block.
 
 Recomputes block `block`'s self-attention probabilities from its own query and key
-projections (reached by role through `tfl.models.parts`), so notebooks can draw them as heatmaps. `tests/test_attention.py` checks that these weights, applied
-to the values and the output projection, give exactly the layer's own output.
+projections (reached by role through `tfl.models.parts`), so notebooks can draw them as
+heatmaps. `tests/test_attention.py` checks them, with the whole block, against an independent
+NumPy computation on a trained model.
 
 >>> from tfl.models import TransformerConfig, build_model
 >>> config = TransformerConfig.from_preset("nano", vocab_size=20)

@@ -18,12 +18,46 @@ True
 """
 
 import math
+import numbers
 from collections import Counter, defaultdict
 
-from tfl.errors import TflError
+from tfl.errors import TflError, did_you_mean
 from tfl.metrics import bits_per_character, perplexity
 
 SMOOTHINGS = ("kneser_ney", "add_k")
+
+
+def check_order(order):
+    """Raise a one-line `TflError` unless `order` is a whole number of at least 1 (1: unigrams).
+
+    >>> check_order(0)
+    Traceback (most recent call last):
+    ...
+    tfl.errors.TflError: n-gram order must be a whole number of at least 1 (1: unigrams), got 0
+    """
+    if not _is_whole(order) or order < 1:
+        raise TflError(f"n-gram order must be a whole number of at least 1 (1: unigrams), "
+                       f"got {order}")
+
+
+def _is_whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_smoothing(smoothing):
+    if smoothing not in SMOOTHINGS:
+        raise TflError(f"unknown smoothing {smoothing!r}; use one of {', '.join(SMOOTHINGS)}")
+
+
+def check_max_chars(max_chars):
+    """Raise a one-line `TflError` unless `max_chars` is None (everything) or at least 1.
+
+    >>> check_max_chars(None), check_max_chars(20_000)
+    (None, None)
+    """
+    if max_chars is not None and (not _is_whole(max_chars) or max_chars < 1):
+        raise TflError(f"max_chars must be a whole number of at least 1 (or left out for the "
+                       f"whole split), got {max_chars}")
 
 
 class NGramLM:
@@ -37,10 +71,8 @@ class NGramLM:
     """
 
     def __init__(self, order, vocab_size, smoothing="kneser_ney", k=0.1):
-        if order < 1:
-            raise TflError(f"n-gram order must be at least 1, got {order}")
-        if smoothing not in SMOOTHINGS:
-            raise TflError(f"unknown smoothing {smoothing!r}; use one of {', '.join(SMOOTHINGS)}")
+        check_order(order)
+        _check_smoothing(smoothing)
         self.order, self.vocab_size, self.smoothing, self.k = order, vocab_size, smoothing, k
 
     def fit(self, ids):
@@ -129,6 +161,8 @@ def ngram_baseline(corpus, tokenizer, order=5, smoothing="kneser_ney", split="va
     >>> 2 < result["perplexity"] < 20
     True
     """
+    check_order(order)
+    check_max_chars(max_chars)
     train_ids = tokenizer.encode(corpus.train)
     text = corpus.split(split)[: max_chars or None]
     ids = tokenizer.encode(text)
@@ -150,9 +184,14 @@ def ngram_baselines(corpus, tokenizer="char", orders=(3, 5), vocab_size=None,
     >>> [row["model"] for row in result["rows"]]
     ['2-gram kneser_ney']
     """
-    from tfl.data.corpora import load_corpus
+    from tfl.data.corpora import SPLITS, load_corpus
     from tfl.tokenizers import build_tokenizer
 
+    for order in orders:  # before the corpus is read
+        check_order(order)
+    if split not in SPLITS:
+        raise TflError(f"unknown split {split!r}; {did_you_mean(split, SPLITS)}")
+    _check_smoothing(smoothing)
     if tokenizer == "wordpiece":  # learned with TensorFlow Text: import it without its chatter
         from tfl.runtime import import_tensorflow_quietly
 
