@@ -3,8 +3,12 @@ before TensorFlow starts."""
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -69,12 +73,11 @@ def test_two_replicas_match_one_device(model, one_device_run, tmp_path):
     text_one, text_two = (generate(run_dir, "def ", 40, sampler="greedy")
                           for run_dir in (one_dir, two_dir))
     assert text_one == text_two and len(text_one) == 40
-    # ... and exports to the same TFLite model, which generates the same text.
-    for run_dir in (one_dir, two_dir):
-        tfl_cli("export", run_dir, "--out", run_dir.parent / "export", "--no-saved-model")
-    tflite = [generate_tflite(run_dir.parent / "export" / "model-float32.tflite", "def ", 40,
-                              sampler="greedy") for run_dir in (one_dir, two_dir)]
-    assert tflite[0] == tflite[1] == text_one
+    # ... and its TFLite export generates that text too (the one-device run's export path is
+    # test_export's business).
+    tfl_cli("export", two_dir, "--out", tmp_path / "export", "--no-saved-model")
+    assert generate_tflite(tmp_path / "export" / "model-float32.tflite", "def ", 40,
+                           sampler="greedy") == text_one
 
 
 def test_devices_option_is_checked(capsys, tmp_path):
@@ -86,41 +89,189 @@ def test_devices_option_is_checked(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model", ["transformer", "lstm"])
-def test_two_worker_processes_train_in_sync(model, one_device_run, tmp_path):
-    # Two workers on 127.0.0.1 (free ports chosen now), each its own process with TF_CONFIG.
-    # The LSTM's embedding gradient is IndexedSlices: the collective gathers it across workers.
+def run_workers(commands, timeout=TIMEOUT, wait=None):
+    """Run `commands[i](tf_config)` as worker i of a cluster on free 127.0.0.1 ports, each with
+    its TF_CONFIG; returns `[(returncode, stdout, stderr)]`, one per worker.
+
+    Free ports are found by binding and releasing them, so another program may take one before
+    its worker listens there. That worker then stops at once, saying "cannot listen on port"
+    (a worker claims its port before anything else), and the whole cluster is started once
+    more on new ports. `wait(workers, timeout)` waits for the workers (default
+    `stop_together`) and must leave none running.
+    """
     from tfl.training.multi_worker import local_tf_configs
 
+    for attempt in range(2):
+        # (Output goes to files: a pipe nobody reads while the workers run could fill up.)
+        files = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in commands]
+        workers = [subprocess.Popen(command(tf_config), stdout=out, stderr=err, text=True,
+                                    env={**os.environ, "TF_CONFIG": tf_config})
+                   for command, tf_config, (out, err)
+                   in zip(commands, local_tf_configs(len(commands)), files)]
+        (wait or stop_together)(workers, timeout)
+        results = []
+        for worker, (out, err) in zip(workers, files):
+            out.seek(0)
+            err.seek(0)
+            results.append((worker.returncode, out.read(), err.read()))
+        if not (attempt == 0 and any("cannot listen on port" in err for _, _, err in results)):
+            return results
+
+
+def stop_together(workers, timeout=TIMEOUT):
+    """Wait for all `workers` (Popen objects), at most `timeout` seconds; once one fails, or
+    time is up, kill the rest (a worker whose peer died would wait for it)."""
+    deadline = time.monotonic() + timeout
+    while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+        if any(w.poll() not in (None, 0) for w in workers):
+            break
+        time.sleep(0.1)
+    for w in workers:
+        if w.poll() is None:
+            w.kill()
+        w.wait()
+
+
+def tfl_command(*args):
+    return lambda tf_config: [sys.executable, "-m", "tfl", *map(str, args)]
+
+
+def test_two_worker_processes_train_in_sync(one_device_run, tmp_path):
+    """Two LSTM workers end with the same weights as one process on one device. (The LSTM's
+    embedding gradient is IndexedSlices: the collective gathers it across workers. The
+    Transformer's two-worker run is checked, resumed, by test_a_hung_worker_...)"""
     from tfl.inference.evaluate import evaluate_run
 
-    args = [sys.executable, "-m", "tfl", *map(str, train_args(
-        model, "OUT", "--multi-worker", *SAME_ARITHMETIC))]
-    workers = []
-    for index, tf_config in enumerate(local_tf_configs(2)):
-        out = tmp_path / f"worker{index}"
-        command = [str(out) if a == "OUT" else a for a in args]
-        workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env={**os.environ, "TF_CONFIG": tf_config}))
-    try:
-        outputs = [w.communicate(timeout=TIMEOUT) for w in workers]
-    finally:
-        for w in workers:  # a worker whose peer died would wait for it: never leave one behind
-            w.kill()
-    for w, (_, err) in zip(workers, outputs):
-        assert w.returncode == 0, err[-3000:]
-    chief, other = (json.loads(out) for out, _ in outputs)
+    results = run_workers([tfl_command(*train_args("lstm", tmp_path / f"worker{index}",
+                                                   "--multi-worker", *SAME_ARITHMETIC))
+                           for index in range(2)])
+    for returncode, _, err in results:
+        assert returncode == 0, err[-3000:]
+    chief, other = (json.loads(out) for _, out, _ in results)
     assert chief["weights_sha256"] == other["weights_sha256"]
     assert chief["history_loss"] == other["history_loss"]
     # Only the chief writes its run directory ...
     assert (tmp_path / "worker0" / "model.keras").is_file()
     assert not (tmp_path / "worker1").exists()
     # ... and the run is the same as one process training on one device with the same batches.
-    _, one = one_device_run(model)
+    _, one = one_device_run("lstm")
     np.testing.assert_allclose(chief["history_loss"], one["history_loss"], rtol=1e-6)
     # The chief's run loads and evaluates on one device.
     evaluation = evaluate_run(tmp_path / "worker0", splits=["validation"], max_chars=2000)
     assert np.isfinite(evaluation["rows"][0]["loss"])
+
+
+HUNG_TIMEOUT = 10  # long enough for the workers' unequal start, short for the test
+
+
+def test_a_hung_worker_stops_the_other_and_both_resume(one_device_run, tmp_path):
+    """Worker 1 hangs after the first checkpoint: worker 0 gives up after --cluster-timeout
+    with one line. Both started again with the same command resume from that checkpoint, and
+    end where a run on one device ends."""
+    from test_train import PAUSING_TFL, interval_steps
+
+    out = tmp_path / "run"
+    args = [a for a in train_args("transformer", out, "--multi-worker", *SAME_ARITHMETIC,
+                                  "--cluster-timeout", HUNG_TIMEOUT) if a != "--json"]
+    progress = out / "checkpoint" / "progress.json"
+
+    def hangs_after_interval_1(tf_config):
+        return [sys.executable, "-c", PAUSING_TFL, "1", str(tmp_path / "never"), *map(str, args)]
+
+    def wait_noting_the_checkpoint(workers, timeout):
+        first, hung = workers
+        while not progress.exists() and first.poll() is None and hung.poll() is None:
+            time.sleep(0.05)
+        hung_since = time.monotonic()  # worker 1 stops answering after the first checkpoint
+        try:
+            first.wait(timeout)
+            waited.append(time.monotonic() - hung_since)
+            # Its cluster is up, yet SIGTERM still ends the hung worker, as any tfl train.
+            hung.terminate()
+            hung.wait(30)
+        except subprocess.TimeoutExpired:
+            pass  # (stopped below; the asserts say what went wrong)
+        stop_together(workers, 0)
+
+    waited = []
+    (status, _, error), (hung_status, _, _) = run_workers(
+        [tfl_command(*args), hangs_after_interval_1], timeout=HUNG_TIMEOUT + 150,
+        wait=wait_noting_the_checkpoint)
+    assert status == 2, error[-3000:]
+    # (TensorFlow's own log lines about the aborted collective may come first.)
+    assert [line for line in error.splitlines() if "tfl: error:" in line] == [
+        f"tfl: error: another worker of the cluster did not answer in time (it crashed, was "
+        f"killed, or hung for --cluster-timeout seconds); the checkpoint at step 2 is kept: "
+        f"start every worker again with the same command to resume"]
+    assert HUNG_TIMEOUT - 2 < waited[0] < HUNG_TIMEOUT + 30, waited
+    assert hung_status == -signal.SIGTERM
+    assert json.loads(progress.read_text())["completed_intervals"] == 1
+
+    for status, stdout, error in run_workers([tfl_command(*args)] * 2):
+        assert status == 0, error[-3000:]
+        lines = stdout.splitlines()
+        assert any(line.startswith("resuming") and line.endswith("at step 2") for line in lines)
+        assert interval_steps(lines) == [4, 6]  # not 2: the first interval was not trained again
+    one_dir, one = one_device_run("transformer")
+    history = json.loads((out / "history.json").read_text())
+    np.testing.assert_allclose([r["loss"] for r in history], one["history_loss"], rtol=1e-6)
+    for x, y in zip(load_run(one_dir).model.get_weights(), load_run(out).model.get_weights(),
+                    strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+
+
+def first_line(process, timeout=120):
+    """The first line `process` prints on stdout (a pipe); fails after `timeout` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output in {timeout} s"
+    return process.stdout.readline()
+
+
+def test_a_worker_says_whom_it_waits_for_and_gives_up_or_stops_in_one_line(tmp_path):
+    """Worker 0 of two, whose peer never starts (nothing listens on its port): it names the
+    peer, and exits 2 with one line after --cluster-timeout; Ctrl-C and SIGTERM stop it while
+    it waits. Nothing is written."""
+    from tfl.training.multi_worker import free_ports
+
+    def alone(name, timeout):
+        ports = free_ports(2)
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": 0}})
+        args = [a for a in train_args("transformer", tmp_path / name, "--multi-worker",
+                                      "--cluster-timeout", timeout) if a != "--json"]
+        process = subprocess.Popen([sys.executable, "-m", "tfl", *map(str, args)], text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={**os.environ, "TF_CONFIG": tf_config})
+        return ports[1], process
+
+    # (Started together: three TensorFlow imports overlap.)
+    (peer, gives_up), (_, interrupted), (_, terminated) = (
+        alone("timeout", 3), alone("interrupted", 300), alone("terminated", 300))
+    try:
+        assert first_line(gives_up) == (f"waiting for worker 1 (127.0.0.1:{peer}) of "
+                                              "TF_CONFIG to start (at most 3 s, "
+                                              "--cluster-timeout)\n")
+        announced = time.monotonic()  # (after 2 s of waiting)
+        _, error = gives_up.communicate(timeout=60)
+        assert gives_up.returncode == 2
+        assert error == (f"tfl: error: worker 1 (127.0.0.1:{peer}) of TF_CONFIG did not start "
+                         "within 3 s; start `tfl train --multi-worker` with its own TF_CONFIG "
+                         "on every worker, or raise --cluster-timeout\n")
+        assert time.monotonic() - announced < 5
+        for process, signal_number, status, message in (
+                (interrupted, signal.SIGINT, 130, "tfl: interrupted\n"),
+                (terminated, signal.SIGTERM, -signal.SIGTERM, "")):
+            assert first_line(process).startswith("waiting for worker 1")
+            process.send_signal(signal_number)
+            sent = time.monotonic()
+            _, error = process.communicate(timeout=60)
+            assert (process.returncode, error) == (status, message)
+            assert time.monotonic() - sent < 10
+    finally:
+        for process in (gives_up, interrupted, terminated):
+            process.kill()
+            process.communicate()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_multi_worker_needs_tf_config(capsys, monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 
 from tfl.cli.common import add_data_dir, add_json_flag, log_unless_json, print_result
 from tfl.training.config import DEFAULT_BATCH_SIZE  # (a dataclass module: no TensorFlow)
+from tfl.training.multi_worker import DEFAULT_CLUSTER_TIMEOUT  # (no TensorFlow either)
 
 
 def train(args):
@@ -14,6 +15,9 @@ def train(args):
                "learning_rate": args.learning_rate, "eval_interval": args.eval_interval,
                "jit_compile": not args.no_jit, "mixed_precision": args.mixed_precision,
                "sample_tokens": args.sample_tokens, "clip_norm": args.clip_norm}
+    if args.learning_rate is not None and args.learning_rate < TrainConfig.min_learning_rate:
+        # The schedule decays to min_learning_rate: below the peak rate, never above it.
+        options["min_learning_rate"] = args.learning_rate
     train_config = TrainConfig.from_dict({k: v for k, v in options.items() if v is not None})
     overrides = {name: value for name, value in
                  (("dropout", args.dropout), ("position", args.position)) if value is not None}
@@ -22,7 +26,8 @@ def train(args):
                         vocab_size=args.vocab_size, train_config=train_config,
                         epochs=args.epochs, model_overrides=overrides or None,
                         data_dir=args.data_dir, log=log_unless_json(args),
-                        devices=args.devices, multi_worker=args.multi_worker)
+                        devices=args.devices, multi_worker=args.multi_worker,
+                        cluster_timeout=args.cluster_timeout)
     last = history[-1]
     result = {"run_dir": out, "steps": last["step"], "tokens": last["tokens"],
               "history_loss": [r["loss"] for r in history],
@@ -75,7 +80,12 @@ def add_commands(commands):
     parser.add_argument("--multi-worker", action="store_true",
                         help="train as one worker of the cluster in TF_CONFIG "
                              "(see `tfl tf-config`); only the chief writes --out")
-    parser.add_argument("--out", help="run directory (default saved_models/MODEL-PRESET-CORPUS)")
+    parser.add_argument("--cluster-timeout", type=float, default=DEFAULT_CLUSTER_TIMEOUT,
+                        metavar="SECONDS",
+                        help="with --multi-worker: how long to wait for the other workers, at "
+                             f"start-up and at every step (default {DEFAULT_CLUSTER_TIMEOUT})")
+    parser.add_argument("--out", help="run directory (default saved_models/MODEL-PRESET-CORPUS); "
+                                      "a new or empty directory, or the same run to resume")
     add_data_dir(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=train)

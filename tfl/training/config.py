@@ -55,10 +55,21 @@ class TrainConfig:
     sample_tokens: int = 100
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.eval_interval < 1:
-            raise TflError("steps, batch size and eval interval must be positive")
-        if self.learning_rate <= 0:
-            raise TflError(f"learning rate {self.learning_rate} must be positive")
+        # Every field is checked here, before a run writes anything: a mistake found after
+        # the run directory exists would leave a half-written run behind.
+        for name in ("steps", "batch_size", "eval_interval"):
+            _require(self, name, lambda v: v >= 1, "must be at least 1")
+        for name in ("warmup_steps", "eval_batches", "stride", "sample_tokens"):
+            _require(self, name, lambda v: v >= 0, "must be 0 or more")
+        _require(self, "seed", lambda v: 0 <= v < 2**32, "must be in [0, 2**32)")
+        _require(self, "learning_rate", lambda v: math.isfinite(v) and v > 0,
+                 "must be a positive number")
+        _require(self, "min_learning_rate", lambda v: 0 <= v <= self.learning_rate,
+                 f"must be in [0, learning rate {self.learning_rate:g}]")
+        for name in ("weight_decay", "clip_norm"):
+            _require(self, name, lambda v: math.isfinite(v) and v >= 0,
+                     "must be 0 or a positive number")
+        _require(self, "beta_2", lambda v: 0 <= v < 1, "must be in [0, 1)")
 
     @classmethod
     def from_dict(cls, values):
@@ -76,6 +87,16 @@ class TrainConfig:
     def steps_per_interval(self):
         # Intervals of equal length; total steps round up to a multiple of the interval count.
         return math.ceil(self.steps / self.num_intervals)
+
+
+def _require(config, name, valid, rule):
+    value = getattr(config, name)
+    try:
+        ok = bool(valid(value))
+    except TypeError:  # not a number at all
+        ok = False
+    if not ok:
+        raise TflError(f"training option {name} is {value!r}; it {rule}")
 
 
 def make_optimizer(config: TrainConfig):

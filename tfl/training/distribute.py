@@ -70,9 +70,13 @@ def get_strategy(devices="auto"):
     return tf.distribute.MirroredStrategy(names[:devices])
 
 
-def choose_strategy(devices=None, multi_worker=False):
+def choose_strategy(devices=None, multi_worker=False, cluster_timeout=None, log=None):
     """The strategy a run trains under: one worker of the `TF_CONFIG` cluster (`multi_worker`),
     mirrored over `devices` (see `get_strategy`), or TensorFlow's default one-device strategy.
+
+    A worker waits at most `cluster_timeout` seconds for the others (default
+    `tfl.training.multi_worker.DEFAULT_CLUSTER_TIMEOUT`), and says in `log` what it waits for
+    (see `tfl.training.multi_worker.make_strategy`).
 
     Call it before TensorFlow runs any other op: the cluster and the logical CPU devices can
     only be set up in a fresh TensorFlow.
@@ -81,9 +85,9 @@ def choose_strategy(devices=None, multi_worker=False):
         if devices:
             raise TflError("--multi-worker and --devices do not combine; each worker uses "
                            "its default device")
-        from tfl.training.multi_worker import make_strategy
+        from tfl.training.multi_worker import DEFAULT_CLUSTER_TIMEOUT, make_strategy
 
-        return make_strategy()
+        return make_strategy(cluster_timeout or DEFAULT_CLUSTER_TIMEOUT, log=log)
     if devices:
         return get_strategy(devices)
     import tensorflow as tf

@@ -10,6 +10,12 @@ directory as `fit`. The chief (worker 0) writes the run directory; the other wor
 its checkpoint when resuming, so `--out` must be a path every worker sees (a shared filesystem
 across hosts).
 
+Before TensorFlow starts the cluster, each worker waits until every other worker answers on
+its port (`wait_for_cluster`: at most `--cluster-timeout` seconds, saying whom it waits for,
+stoppable with Ctrl-C). The same time-out bounds an all-reduce waiting for a worker that hangs;
+TensorFlow's heartbeats notice one that dies. Either way the run stops with a one-line
+`TflError`, its last checkpoint kept, and the same commands on every worker resume it.
+
 To try it on one machine, open one terminal per worker:
 
     tfl tf-config --workers 2                  # prints one TF_CONFIG per worker
@@ -22,7 +28,11 @@ To try it on one machine, open one terminal per worker:
 
 import json
 import os
+import signal
 import socket
+import sys
+import threading
+import time
 
 from tfl.errors import TflError
 
@@ -68,18 +78,122 @@ def read_tf_config():
     return config
 
 
-def make_strategy(timeout_seconds=600):
+DEFAULT_CLUSTER_TIMEOUT = 300  # seconds a worker waits for the others (--cluster-timeout)
+ANNOUNCE_AFTER_SECONDS = 2
+
+
+def cluster_tasks(config):
+    """`{(job, index): (host, port)}` of the chief and workers of a checked `TF_CONFIG`.
+
+    >>> cluster_tasks(json.loads(local_tf_configs(2, ports=[4000, 4001])[0]))
+    {('worker', 0): ('127.0.0.1', 4000), ('worker', 1): ('127.0.0.1', 4001)}
+    """
+    tasks = {}
+    for job in ("chief", "worker"):
+        for index, address in enumerate(config["cluster"].get(job, [])):
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit():
+                raise TflError(f"TF_CONFIG's address {address!r} is not HOST:PORT; print one "
+                               "per worker with `tfl tf-config --workers N`")
+            tasks[(job, index)] = (host.strip("[]"), int(port))
+    return tasks
+
+
+def _listening(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_cluster(config, timeout_seconds=DEFAULT_CLUSTER_TIMEOUT, log=None):
+    """Return once every other task of the cluster in `config` (a checked `TF_CONFIG`) accepts
+    connections; raise `TflError` after `timeout_seconds` naming those that do not.
+
+    TensorFlow's cluster start-up waits for missing workers without limit, and holds the
+    interpreter while it waits (Ctrl-C cannot reach Python), so tfl waits here first, in plain
+    Python. Every worker waits like this before it starts TensorFlow's server, so meanwhile it
+    listens on its own port itself, so that the others see it. `log` (default: stderr) gets one
+    line naming the tasks waited for, once the wait has lasted `ANNOUNCE_AFTER_SECONDS`.
+    """
+    tasks = cluster_tasks(config)
+    me = (config["task"]["type"], int(config["task"]["index"]))
+    _, port = tasks[me]
+    try:
+        stand_in = socket.create_server(("", port))
+    except OSError as error:
+        raise TflError(f"cannot listen on port {port} of this worker ({me[0]} {me[1]} in "
+                       f"TF_CONFIG: {error.strerror}); give it a free port (`tfl tf-config`)"
+                       ) from None
+    stand_in.setblocking(False)
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    waiting = {task: address for task, address in tasks.items() if task != me}
+    started = time.monotonic()
+    announced = False
+    try:
+        while True:
+            # A task seen once counts as started: its stand-in closes before its own server
+            # opens, and a probe in between must not undo that.
+            waiting = {t: a for t, a in waiting.items() if not _listening(*a)}
+            if not waiting:
+                return
+            names = ", ".join(f"{job} {index} ({h}:{p})" for (job, index), (h, p)
+                              in sorted(waiting.items()))
+            waited = time.monotonic() - started
+            if waited >= timeout_seconds:
+                raise TflError(f"{names} of TF_CONFIG did not start within {timeout_seconds:g} s;"
+                               " start `tfl train --multi-worker` with its own TF_CONFIG on "
+                               "every worker, or raise --cluster-timeout")
+            if not announced and waited >= ANNOUNCE_AFTER_SECONDS:
+                # (Workers started together find each other within a second: no line then.)
+                log(f"waiting for {names} of TF_CONFIG to start (at most {timeout_seconds:g} s,"
+                    " --cluster-timeout)")
+                announced = True
+            _close_probes(stand_in)
+            time.sleep(0.25)
+    finally:
+        stand_in.close()
+
+
+def _close_probes(server):
+    # Connections to the stand-in are other workers' probes or TensorFlow connecting early;
+    # closing them at once makes TensorFlow retry until the real server listens.
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        connection.close()
+
+
+def make_strategy(timeout_seconds=DEFAULT_CLUSTER_TIMEOUT, log=None):
     """A `MultiWorkerMirroredStrategy` from `TF_CONFIG`. Must run before any other TensorFlow
-    op; a collective that waits longer than `timeout_seconds` (a dead worker) fails the run."""
-    read_tf_config()
+    op.
+
+    Waits at most `timeout_seconds` for the other workers to start (`wait_for_cluster`, which
+    says what it waits for in `log`); afterwards a collective that waits longer than that for a
+    worker (one that hangs) fails the run, and a worker that dies is noticed by TensorFlow's
+    heartbeats within seconds.
+    """
+    config = read_tf_config()
+    wait_for_cluster(config, timeout_seconds, log)
     import tensorflow as tf
 
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    except (RuntimeError, ValueError) as error:
-        raise TflError(f"cannot start the worker cluster from TF_CONFIG ({error}); start "
+    except (RuntimeError, ValueError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TflError(f"cannot start the worker cluster from TF_CONFIG ({reason}); start "
                        "--multi-worker runs in a fresh process") from None
+    finally:
+        # TensorFlow's cluster start-up installs a SIGTERM handler that only takes note (for
+        # preemption checkpoints, which tfl does not use), so `kill` no longer stops the
+        # worker. Put back what Python had: SIGTERM ends the process, the checkpoint stays.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def is_chief(strategy):
@@ -94,14 +208,35 @@ def run_custom_loop(trainer, strategy):
     `strategy`) with a custom loop over `strategy.run`; returns its History.
 
     The same steps, batches and run directory as the `model.fit` runner: the Trainer restores,
-    checkpoints, records and finishes; this loop only runs the steps and the evaluation.
+    checkpoints, records and finishes; this loop only runs the steps and the evaluation. When
+    another worker dies or hangs, the run stops with a `TflError` (the last checkpoint stays).
     """
+    import tensorflow as tf
+
+    start_interval = trainer.begin()
+    try:
+        _train_intervals(trainer, strategy, start_interval)
+    except KeyboardInterrupt:
+        trainer.interrupted()
+        raise
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError, tf.errors.CancelledError) as error:
+        trainer.end_progress()
+        what = ("did not answer in time" if isinstance(error, tf.errors.DeadlineExceededError)
+                else "stopped")
+        raise TflError(f"another worker of the cluster {what} (it crashed, was killed, or hung "
+                       f"for --cluster-timeout seconds); the checkpoint at step "
+                       f"{trainer.completed_steps} is kept: start every worker again with the "
+                       "same command to resume") from None
+    return trainer.finish()
+
+
+def _train_intervals(trainer, strategy, start_interval):
     import keras
     import numpy as np
     import tensorflow as tf
 
     model, optimizer = trainer.model, trainer.model.optimizer
-    start_interval = trainer.begin()
     # Every worker must resume from the same point, or the replicas would differ. The
     # variance of the workers' start points is zero exactly when they agree; every worker
     # computes the same verdict, so they stop together.
@@ -119,7 +254,7 @@ def run_custom_loop(trainer, strategy):
         raise TflError("the workers see different checkpoints in --out; put the run directory "
                        "on a filesystem every worker shares")
     if start_interval >= trainer.num_intervals:
-        return trainer.finish()
+        return
 
     train_ds, val_ds = trainer.datasets(start_interval)
     train_iter = iter(strategy.experimental_distribute_dataset(train_ds))
@@ -157,4 +292,3 @@ def run_custom_loop(trainer, strategy):
             trainer.step_done(step, float(np.mean(losses)))
         val_loss = float(np.mean([float(eval_step(x, y)) for x, y in val_ds]))
         trainer.interval_done(interval, float(np.mean(losses)), val_loss)
-    return trainer.finish()

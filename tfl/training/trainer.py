@@ -15,6 +15,9 @@ The Trainer does not run the steps itself: a runner does, and calls its public h
         trainer.interval_done(interval, loss, val_loss)
     history = trainer.finish()                   # model.keras, loss.png; History
 
+(`trainer.interrupted()` on Ctrl-C instead of `finish`, `trainer.end_progress()` when the runner
+stops with another error.) With a `log`, a progress counter runs from `begin` to the end.
+
 Two runners exist: `tfl.training.fit_runner` (Keras `model.fit`, one device or mirrored) and
 `tfl.training.multi_worker` (a custom loop under `MultiWorkerMirroredStrategy`). Only a Trainer
 with `writes=True` (the chief) writes files.
@@ -29,7 +32,6 @@ import csv
 import io
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -90,6 +92,9 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.writes = writes
         self.log = log or (lambda *a, **k: None)
+        self.shows_progress = log is not None
+        self._progress = None
+        self._loss = math.nan
         # Under several replicas every global batch is split between them, and the weights live
         # on several devices (the greedy sample is then left to `tfl generate`).
         self.distributed = self.strategy.num_replicas_in_sync > 1
@@ -97,7 +102,6 @@ class Trainer:
         self.best_val_loss = math.inf
         self.tokens_per_step = self.config.batch_size * self.model_config.seq_len
         self._start_interval = 0
-        self._interval = 0
         self._interval_started = time.perf_counter()
 
     @property
@@ -107,6 +111,11 @@ class Trainer:
     @property
     def total_steps(self):
         return self.config.num_intervals * self.config.steps_per_interval
+
+    @property
+    def completed_steps(self):
+        """Steps up to the last checkpoint (the steps a rerun would not train again)."""
+        return len(self.history) * self.config.steps_per_interval
 
     @property
     def checkpoint_dir(self):
@@ -130,10 +139,16 @@ class Trainer:
             write_json_atomic(self.run_dir / CONFIG_FILE, self.settings.to_json())
         with self.strategy.scope():
             self._start_interval = self._restore_checkpoint()
+        start_step = self._start_interval * self.config.steps_per_interval
         if 0 < self._start_interval < self.num_intervals:
-            self.log(f"resuming {self.run_dir} at step "
-                     f"{self._start_interval * self.config.steps_per_interval}")
-        self._interval = self._start_interval
+            self.log(f"resuming {self.run_dir} at step {start_step}")
+        if self.shows_progress and self._start_interval < self.num_intervals:
+            from tfl.progress import Progress
+
+            self._progress = Progress(
+                self.total_steps - start_step,
+                f"training from step {start_step}" if start_step else "training",
+                extra=lambda: f"loss {self._loss:.4f}")
         self._interval_started = time.perf_counter()
         return self._start_interval
 
@@ -169,19 +184,16 @@ class Trainer:
 
     def interval_begins(self, interval):
         """Interval `interval` (0-based) starts now: its clock starts."""
-        self._interval = interval
         self._interval_started = time.perf_counter()
 
     def step_done(self, step_in_interval, loss):
         """Step `step_in_interval` (0-based, within the current interval) has finished with
-        running mean `loss`: update the progress line (on a terminal only)."""
-        if not sys.stdout.isatty() or self.log is not print:
-            return
-        step = self._interval * self.config.steps_per_interval + step_in_interval + 1
-        elapsed = time.perf_counter() - self._interval_started
-        rate = (step_in_interval + 1) * self.tokens_per_step / max(elapsed, 1e-9)
-        print(f"\rstep {step}/{self.total_steps}  loss {loss:.4f}  {rate:,.0f} tokens/s",
-              end="", flush=True)
+        running mean `loss`: advance the progress counter (`tfl.progress.Progress`: a line
+        updated in place on a terminal, a plain line now and then elsewhere; none without a
+        `log`)."""
+        self._loss = loss
+        if self._progress is not None:
+            self._progress.advance()
 
     def interval_done(self, interval, loss, val_loss):
         """Interval `interval` has finished with mean training `loss` and `val_loss`: record it,
@@ -190,6 +202,7 @@ class Trainer:
         Raises `TflError` when a loss is not finite (the run diverged).
         """
         if not all(x is not None and math.isfinite(x) for x in (loss, val_loss)):
+            self._end_progress(failed=True)
             raise self._nan_error()
         elapsed = time.perf_counter() - self._interval_started
         step = (interval + 1) * self.config.steps_per_interval
@@ -208,19 +221,24 @@ class Trainer:
             self._save_model(BEST_FILE)
         self._save_checkpoint(interval + 1)
         self._write_history()
-        if sys.stdout.isatty() and self.log is print:
-            print("\r", end="")
+        if self._progress is not None and self._progress.interactive:
+            # The interval's line goes above the progress line, which the next step redraws.
+            self._progress.stream.write("\r\033[K")
         self.log(f"step {step:>6}/{self.total_steps}  loss {record['loss']:.4f}  "
                  f"val {record['val_loss']:.4f}  {record['tokens_per_s']:,.0f} tokens/s")
         if self.config.sample_tokens and not self.distributed:
             self.log("  sample: " + repr(self.sample()))
 
     def interrupted(self):
-        """Ctrl-C: keep the current weights in model.keras and say how to resume."""
-        done = len(self.history) * self.config.steps_per_interval
+        """Ctrl-C: keep the current weights in model.keras and say how to resume (a run
+        stopped before its first checkpoint keeps nothing: `tfl.train` removes it)."""
+        self._end_progress(failed=True)
+        if not self.history:
+            self.log("interrupted before the first checkpoint: nothing was kept")
+            return
         self._save_model(MODEL_FILE)
-        self.log(f"\ninterrupted: the checkpoint at step {done} is kept; run the same "
-                 "command again to resume")
+        self.log(f"interrupted: the checkpoint at step {self.completed_steps} is kept; run the "
+                 "same command again to resume")
 
     def finish(self):
         """End the run: write the history, model.keras and loss.png from the final state, also
@@ -229,6 +247,7 @@ class Trainer:
 
         Raises `TflError` when the runner stopped before the last interval (a diverged run).
         """
+        self._end_progress(failed=len(self.history) < self.num_intervals)
         if len(self.history) < self.num_intervals:
             raise self._nan_error()
         if self._start_interval >= self.num_intervals:
@@ -239,12 +258,25 @@ class Trainer:
             plot_history(self.history, self.run_dir / PLOT_FILE, title=self.run_dir.name)
         return History(self.history, weights_sha256=weights_digest(self.model))
 
+    def end_progress(self):
+        """The run stopped with an error: end the progress line (`finish` and `interrupted`
+        end it otherwise)."""
+        self._end_progress(failed=True)
+
     # -- the run directory ------------------------------------------------------------------
 
+    def _end_progress(self, failed):
+        progress, self._progress = self._progress, None
+        if progress is None:
+            return
+        if not failed:
+            progress.__exit__(None, None, None)  # its last line, with the time taken
+        elif progress.interactive:
+            progress.stream.write("\n")  # the count where it stopped stays on screen
+
     def _nan_error(self):
-        step = len(self.history) * self.config.steps_per_interval
-        return TflError(f"the loss became NaN after step {step}; lower --learning-rate "
-                        "or keep gradient clipping on")
+        return TflError(f"the loss became NaN after step {self.completed_steps}; lower "
+                        "--learning-rate or keep gradient clipping on")
 
     def _save_model(self, name):
         # Through a temporary file: a kill mid-save never leaves a truncated model behind,
