@@ -122,3 +122,29 @@ def test_mistake_in_a_subprocess_shows_no_traceback(text_file):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == f"tfl: error: {path} looks binary (it contains NUL bytes); give a UTF-8 text file"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "gru"], "argument --model: invalid choice: 'gru'"),
+    (["train", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_a_wrong_option_is_one_line_not_a_usage_block(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfl: error: ") and message in err and "--help" in err
+    assert err.count("\n") == 1
+
+
+def test_a_run_without_model_keras_says_whether_it_was_interrupted(trained_runs, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["transformer"], run)
+    (run / "model.keras").unlink()  # as a SIGKILL before the final save leaves it
+    assert main(["generate", str(run), "--max-new-tokens", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "training was interrupted (best.keras holds the best model so far)" in err
+    assert "run the same `tfl train` command again" in err

@@ -78,19 +78,73 @@ def test_config_dict_round_trip():
         assert config_from_dict(config_to_dict(config)) == config
 
 
-def test_rotary_attention_depends_on_relative_position_only():
-    """Scores of rotated queries and keys are unchanged when both positions shift together."""
-    import keras_hub
+def rope(x, start):
+    """Rotary position embedding written out in NumPy: x (T, H, D) at positions start.., each
+    pair of halves (x1, x2) rotated by angle position / 10000^(2i/D)."""
+    half = x.shape[-1] // 2
+    frequencies = 1.0 / 10000 ** (np.arange(0, x.shape[-1], 2) / x.shape[-1])  # (D/2,)
+    angles = np.arange(start, start + x.shape[0])[:, None] * frequencies  # (T, D/2)
+    cos = np.concatenate([np.cos(angles)] * 2, -1)[:, None]  # (T, 1, D)
+    sin = np.concatenate([np.sin(angles)] * 2, -1)[:, None]
+    rotated_half = np.concatenate([-x[..., half:], x[..., :half]], -1)
+    return x * cos + rotated_half * sin
 
-    rotary = keras_hub.layers.RotaryEmbedding()
+
+def test_rotary_block_equals_an_independent_numpy_computation():
+    """tfl's RotaryDecoderBlock, checked against the whole block written out here: LayerNorm,
+    projections, RoPE on queries and keys, causal softmax attention, output projection, MLP."""
+    import math
+
+    from tfl.models import RotaryDecoderBlock
+
     rng = np.random.default_rng(3)
-    q, k = (rng.normal(size=(1, 1, 2, 8)).astype("float32") for _ in range(2))
-    def score(query_position, key_position):
-        rq = rotary(q, start_index=query_position).numpy()
-        rk = rotary(k, start_index=key_position).numpy()
-        return float((rq * rk).sum())
-    assert score(5, 2) == pytest.approx(score(15, 12), rel=1e-4)
-    assert score(5, 2) != pytest.approx(score(5, 4), rel=1e-3)
+    block = RotaryDecoderBlock(intermediate_dim=32, num_heads=2)
+    x = rng.normal(size=(1, 6, 16)).astype("float32")
+    block(x)  # builds the weights
+    for weight in block.weights:  # random weights everywhere, biases and norm scales included
+        weight.assign(rng.normal(scale=0.3, size=weight.shape).astype("float32"))
+
+    def layer_norm(h, norm):
+        gamma, beta = norm.get_weights()
+        return (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + norm.epsilon) \
+            * gamma + beta
+
+    def project(h, dense):
+        kernel, bias = dense.get_weights()
+        return np.einsum("td,dhk->thk", h, kernel) + bias
+
+    def gelu(z):
+        return 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+
+    h = layer_norm(x[0], block.attention_norm)
+    q, k, v = rope(project(h, block.query), 0), rope(project(h, block.key), 0), project(h, block.value)
+    scores = np.einsum("thd,shd->hts", q, k) / math.sqrt(8)
+    scores = np.where(np.tril(np.ones((6, 6), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    out_kernel, out_bias = block.attention_output.get_weights()
+    a = x[0] + np.einsum("hts,shd,hdm->tm", weights, v, out_kernel) + out_bias
+    w1, b1 = block.mlp_in.get_weights()
+    w2, b2 = block.mlp_out.get_weights()
+    expected = a + gelu(layer_norm(a, block.mlp_norm) @ w1 + b1) @ w2 + b2
+    np.testing.assert_allclose(np.asarray(block(x))[0], expected, atol=1e-4)
+
+
+def test_rotary_block_attention_depends_on_relative_position_only():
+    """The scores the block computes are unchanged when queries and keys shift together."""
+    block_scores = {}
+    rng = np.random.default_rng(4)
+    q, k = rng.normal(size=(2, 4, 2, 8)).astype("float32")
+    from tfl.models import RotaryDecoderBlock
+
+    block = RotaryDecoderBlock(intermediate_dim=32, num_heads=2)
+    block(np.zeros((1, 4, 16), "float32"))
+    for start in (0, 9):
+        rq = np.asarray(block.rotary(q[None], start_index=start))[0]
+        rk = np.asarray(block.rotary(k[None], start_index=start))[0]
+        block_scores[start] = np.einsum("thd,shd->hts", rq, rk)
+        np.testing.assert_allclose(rq, rope(q, start), atol=1e-4)  # the rotation itself
+    np.testing.assert_allclose(block_scores[0], block_scores[9], atol=1e-4)
 
 
 @pytest.mark.parametrize("keras_import", ["import keras", "import tensorflow as tf; keras = tf.keras"])
