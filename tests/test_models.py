@@ -166,3 +166,16 @@ def test_tfl_layers_load_with_safe_mode_after_a_plain_import_tfl(tmp_path, keras
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.strip().endswith("LOADED"), result.stderr[-1500:]
+
+
+def test_building_a_twin_leaves_tf_keras_as_keras_3():
+    # TF-MOT sets TF_USE_LEGACY_KERAS=1 process-wide on import; the twin module puts it back,
+    # so the user's `tf.keras` and every subprocess keep Keras 3.
+    import os
+
+    import tensorflow as tf
+
+    import tfl.models.twin  # noqa: F401
+
+    assert "TF_USE_LEGACY_KERAS" not in os.environ
+    assert tf.keras.version().startswith("3.")

@@ -32,10 +32,24 @@ True
 import re
 from dataclasses import dataclass
 
+import os
+
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
-import tf_keras
+
+# TF-MOT sets TF_USE_LEGACY_KERAS=1 for the whole process when it is imported, which would turn
+# `tf.keras` into Keras 2 for the user's later code and for every subprocess. Resolve `tf.keras`
+# first (Keras 3 unless the user chose otherwise) and put the variable back as it was: TF-MOT
+# itself keeps using tf_keras, which it binds at import.
+_legacy_keras = os.environ.get("TF_USE_LEGACY_KERAS")
+tf.keras.layers  # noqa: B018  (resolves the lazy `tf.keras` module now)
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras  # noqa: E402
+
+if _legacy_keras is None:
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+else:
+    os.environ["TF_USE_LEGACY_KERAS"] = _legacy_keras
 
 from tfl.errors import TflError
 from tfl.models.parts import model_parts
