@@ -126,7 +126,7 @@ def test_an_out_in_a_folder_without_write_permission_is_one_line(
 def test_an_out_below_a_file_is_one_line(run_copy, tmp_path, capsys, no_loading):
     (tmp_path / "notes.txt").write_text("not a folder")
     assert main(["export", str(run_copy), "--out", str(tmp_path / "notes.txt" / "out")]) == 2
-    assert "is a file, not a folder" in one_line_error(capsys)
+    assert "which is a file; choose another --out" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize("option, value", [

@@ -116,6 +116,35 @@ def atomic_directory(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_writable_path(out, replaces=False):
+    """Raise `TflError` when `--out` cannot be written: it is a file, it lies under a file, or
+    this user may not write where it goes. With `replaces`, `out` is renamed into its parent
+    and emptied, so both must be writable. Nothing is created.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     check_writable_path(f.name)
+    Traceback (most recent call last):
+    ...
+    tfl.errors.TflError: --out ... is a file, not a directory; choose another --out
+    """
+    from tfl.errors import TflError
+
+    out = Path(out).expanduser()
+    # (os.path's tests, unlike Path's, answer False for a folder this user may not look into.)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TflError(f"--out {out} is a file, not a directory; choose another --out")
+    parent = next(p for p in out.absolute().parents if os.path.exists(p))
+    if not os.path.isdir(parent):
+        raise TflError(f"--out {out} is inside {parent}, which is a file; choose another --out")
+    exists = os.path.exists(out)
+    folders = ([parent] if replaces or not exists else []) + ([out] if exists else [])
+    for folder in folders:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise TflError(f"--out {out}: no permission to write in {folder}; choose another "
+                           "--out")
+
+
 OUTPUT_MARKER = ".tfl-output.json"  # names the command that wrote a replaceable output folder
 
 

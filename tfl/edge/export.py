@@ -32,7 +32,6 @@ TFLite variants (`QUANTIZATIONS`), builtin ops only:
 """
 
 import contextlib
-import os
 import shutil
 import tempfile
 import warnings
@@ -42,7 +41,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfl.errors import TflError
-from tfl.io import atomic_directory, check_replaceable_output, mark_output, write_json_atomic
+from tfl.io import (atomic_directory, check_replaceable_output, check_writable_path, mark_output,
+                    write_json_atomic)
 from tfl.models.twin import make_twin, twin_parts, unwrapped
 from tfl.progress import Progress
 from tfl.runtime import captured_stderr
@@ -248,15 +248,7 @@ def check_output_folder(out, command, run_dir):
     >>> check_output_folder("exports/new", "export", "saved_models/tx")  # doctest: +SKIP
     """
     check_replaceable_output(out, command, inputs=[run_dir])
-    path = Path(out).expanduser().absolute()
-    place = next(p for p in path.parents if p.exists())
-    if not place.is_dir():
-        raise TflError(f"--out {out}: {place} is a file, not a folder; choose another --out")
-    # Replacing `out` renames into its parent and empties `out` itself.
-    for folder in ([place, path] if path.exists() else [place]):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise TflError(f"--out {out}: no permission to write in {folder}; choose a folder "
-                           "you can write to")
+    check_writable_path(out, replaces=True)
 
 
 def export_run(run_dir, out, quantizations=("float32",), saved_model=True, data_dir=None,

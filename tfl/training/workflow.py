@@ -10,13 +10,13 @@ the multi-worker loop). Nothing is written before the lock is taken.
 import contextlib
 import dataclasses
 import math
-import os
 import shutil
 from pathlib import Path
 
 import keras
 
 from tfl.errors import TflError
+from tfl.io import check_writable_path
 from tfl.training.config import TrainConfig, compile_model
 from tfl.training.lock import LOCK_FILE, check_unlocked, is_lock_file, run_lock
 from tfl.training.multi_worker import DEFAULT_CLUSTER_TIMEOUT
@@ -76,7 +76,7 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
 
     train_config = train_config or TrainConfig()
     out = Path(out)
-    check_run_directory_path(out)
+    check_writable_path(out)
     check_unlocked(out)
     if epochs is not None:
         if epochs < 1:
@@ -154,28 +154,6 @@ def train(architecture, preset, corpus, out, *, tokenizer="char", vocab_size=Non
         if created:
             with contextlib.suppress(OSError):  # (only when empty: the run left nothing)
                 out.rmdir()
-
-
-def check_run_directory_path(out):
-    """Raise `TflError` when `out` cannot become a run directory: a file, a path under a file,
-    or a place this user may not write. (Nothing is created.)
-
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile() as f:
-    ...     check_run_directory_path(f.name)
-    Traceback (most recent call last):
-    ...
-    tfl.errors.TflError: --out ... is a file, not a directory; choose another --out
-    """
-    out = Path(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise TflError(f"--out {out} is a file, not a directory; choose another --out")
-    # (os.path's tests, unlike Path's, answer False for a folder this user may not look into.)
-    nearest = next(p for p in (out, *out.parents) if os.path.exists(p))
-    if not os.path.isdir(nearest):
-        raise TflError(f"--out {out} is inside {nearest}, which is a file; choose another --out")
-    if not os.access(nearest, os.W_OK | os.X_OK):
-        raise TflError(f"--out {out}: no permission to write in {nearest}; choose another --out")
 
 
 def _check_batch_splits(batch_size, replicas):
