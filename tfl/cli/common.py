@@ -5,6 +5,7 @@ the command's renderer. Handlers import what they need when they run, so `tfl --
 without TensorFlow.
 """
 
+import functools
 import json
 
 
@@ -30,4 +31,5 @@ def add_data_dir(parser):
 
 def log_unless_json(args):
     """`print` for progress messages, or None when stdout is reserved for JSON."""
-    return None if args.json else print
+    # Flushed at once: a user reading through a pipe (or a log file) sees progress as it happens.
+    return None if args.json else functools.partial(print, flush=True)
